@@ -1,0 +1,231 @@
+"""Supervised regression θ* = argmin_θ Σ l(f_θ(x), y): by minibatch gradient steps or exactly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlapprox._validation import check_choice, check_positive_int, check_range
+from rlapprox.errors import DivergenceError
+from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SOLVERS = ("sgd", "least_squares")
+LOSSES = ("mse", "huber")
+
+
+@dataclass
+class RegressionResult:
+    """What :func:`fit_regression` returns.
+
+    Attributes:
+        train_mse: mean squared error on the training split after fitting.
+        val_mse: mean squared error on the validation split (NaN without one).
+        num_steps: gradient steps taken (0 for the closed-form solve).
+        wall_time_s: seconds spent fitting.
+        history: ``{"step": [...], "train_loss": [...], "val_mse": [...]}`` at each log point.
+        train_index: rows of ``x`` used for training, shape ``(N_train,)``.
+        val_index: rows of ``x`` held out for validation, shape ``(N_val,)``.
+    """
+
+    train_mse: float
+    val_mse: float
+    num_steps: int
+    wall_time_s: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    train_index: torch.Tensor | None = None
+    val_index: torch.Tensor | None = None
+
+    @property
+    def metrics(self) -> dict[str, float | int]:
+        """The final figures as a flat dict (for ``metrics.json``)."""
+        return {
+            "train_mse": self.train_mse,
+            "val_mse": self.val_mse,
+            "num_steps": self.num_steps,
+            "wall_time_s": self.wall_time_s,
+        }
+
+
+def split_train_val(
+    num_samples: int, val_fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Randomly split ``range(num_samples)`` into training and validation indices.
+
+    Returns:
+        ``(train_index, val_index)``; the validation part has
+        ``round(val_fraction * num_samples)`` rows, and the training part at least one.
+    """
+    check_range("val_fraction", val_fraction, low=0.0, high=1.0, high_inclusive=False)
+    permutation = torch.randperm(num_samples, generator=generator, device=generator.device)
+    num_val = min(round(val_fraction * num_samples), num_samples - 1)
+    return permutation[num_val:], permutation[:num_val]
+
+
+def fit_regression(
+    approximator: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    optimizer_factory: OptimizerFactory | None = None,
+    solver: str = "sgd",
+    num_steps: int = 2000,
+    batch_size: int = 64,
+    loss: str = "mse",
+    huber_delta: float = 1.0,
+    val_fraction: float = 0.2,
+    ridge: float = 0.0,
+    seed: int = 0,
+    log_every: int = 50,
+    logger: ScalarLogger | None = None,
+    progress: bool = False,
+) -> RegressionResult:
+    """Fit ``approximator`` to ``(x, y)`` and report training and validation error.
+
+    With ``solver="sgd"`` each step draws a minibatch from the training split and takes one
+    optimizer step on the loss; with ``solver="least_squares"`` a linear approximator is
+    solved exactly (its ``fit_least_squares``) on the training split.
+
+    Args:
+        approximator: maps ``(B, *in_shape)`` to ``(B, out_dim)``.
+        x: inputs, shape ``(N, *in_shape)``, on the approximator's device.
+        y: targets, shape ``(N,)`` or ``(N, out_dim)``.
+        optimizer_factory: builds the optimizer from the parameters, e.g.
+            ``functools.partial(torch.optim.Adam, lr=1e-3)``; needed for ``"sgd"``.
+        solver: ``"sgd"`` or ``"least_squares"``.
+        num_steps: optimizer steps.
+        batch_size: samples per step (capped at the training-set size).
+        loss: ``"mse"`` or ``"huber"``.
+        huber_delta: the Huber loss's threshold between quadratic and linear.
+        val_fraction: share of the samples held out for validation, in ``[0, 1)``.
+        ridge: L2 penalty for the closed-form solve.
+        seed: seeds the split and the minibatch draws.
+        log_every: steps between logged losses (and divergence checks).
+        logger: receives ``train/loss`` and ``val/mse`` (and histograms).
+        progress: print a progress bar to stderr.
+
+    Returns:
+        A :class:`RegressionResult`.
+
+    Raises:
+        ValueError: for bad arguments, before any step.
+        DivergenceError: if the loss becomes NaN or infinite.
+    """
+    check_choice("solver", solver, SOLVERS)
+    check_choice("loss", loss, LOSSES)
+    check_positive_int("num_steps", num_steps, minimum=0 if solver == "least_squares" else 1)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("log_every", log_every)
+    check_range("huber_delta", huber_delta, low=0.0, low_inclusive=False)
+    if len(x) != len(y):
+        raise ValueError(f"x and y need the same number of rows, got {len(x)} and {len(y)}")
+    if solver == "least_squares" and not hasattr(approximator, "fit_least_squares"):
+        raise ValueError(
+            f"solver='least_squares' needs a linear approximator, got {type(approximator).__name__}"
+        )
+    if solver == "sgd" and optimizer_factory is None:
+        raise ValueError("solver='sgd' needs an optimizer_factory, got None")
+
+    logger = logger if logger is not None else NullLogger()
+    targets = y.reshape(len(y), -1)
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    train_index, val_index = split_train_val(len(x), val_fraction, generator)
+    start = time.perf_counter()
+    if solver == "least_squares":
+        approximator.fit_least_squares(x[train_index], targets[train_index], ridge=ridge)
+        num_steps = 0
+        history = {"step": [0.0], "train_loss": [], "val_mse": []}
+    else:
+        loss_fn = _loss_function(loss, huber_delta)
+        optimizer = optimizer_factory(approximator.parameters())
+        history = _sgd_loop(
+            approximator, x, targets, train_index, val_index, optimizer, loss_fn,
+            num_steps=num_steps, batch_size=batch_size, generator=generator,
+            log_every=log_every, logger=logger, progress=progress,
+        )  # fmt: skip
+    train_mse = _mse(approximator, x[train_index], targets[train_index])
+    val_mse = _mse(approximator, x[val_index], targets[val_index])
+    if solver == "least_squares":
+        history["train_loss"].append(train_mse)
+        history["val_mse"].append(val_mse)
+        logger.scalar(Tags.TRAIN_LOSS, train_mse, 0)
+        logger.scalar(Tags.VAL_MSE, val_mse, 0)
+    return RegressionResult(
+        train_mse=train_mse,
+        val_mse=val_mse,
+        num_steps=num_steps,
+        wall_time_s=time.perf_counter() - start,
+        history=history,
+        train_index=train_index,
+        val_index=val_index,
+    )
+
+
+def _sgd_loop(
+    approximator: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    train_index: torch.Tensor,
+    val_index: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    num_steps: int,
+    batch_size: int,
+    generator: torch.Generator,
+    log_every: int,
+    logger: ScalarLogger,
+    progress: bool,
+) -> dict[str, list[float]]:
+    history: dict[str, list[float]] = {"step": [], "train_loss": [], "val_mse": []}
+    bar = ProgressBar(num_steps, desc="regression", enabled=progress)
+    batch_size = min(batch_size, len(train_index))
+    approximator.train()
+    for step in range(1, num_steps + 1):
+        rows = train_index[
+            torch.randint(len(train_index), (batch_size,), generator=generator, device=x.device)
+        ]
+        loss = loss_fn(approximator(x[rows]), targets[rows])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        logger.histograms(approximator, step)
+        optimizer.step()
+
+        if step % log_every == 0 or step == num_steps:
+            train_loss = loss.item()
+            if not torch.isfinite(loss):
+                raise DivergenceError(
+                    f"regression loss became {train_loss} at step {step}; "
+                    "try a smaller optimizer.lr or loss=huber"
+                )
+            val_mse = _mse(approximator, x[val_index], targets[val_index])
+            approximator.train()
+            logger.scalar(Tags.TRAIN_LOSS, train_loss, step)
+            logger.scalar(Tags.VAL_MSE, val_mse, step)
+            history["step"].append(float(step))
+            history["train_loss"].append(train_loss)
+            history["val_mse"].append(val_mse)
+            bar.update(step)
+    bar.close()
+    return history
+
+
+@torch.no_grad()
+def _mse(approximator: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> float:
+    if len(x) == 0:
+        return float("nan")
+    approximator.eval()
+    return F.mse_loss(approximator(x), targets.to(x.dtype)).item()
+
+
+def _loss_function(
+    loss: str, huber_delta: float
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if loss == "huber":
+        return lambda pred, target: F.huber_loss(pred, target, delta=huber_delta)
+    return F.mse_loss

@@ -1,0 +1,51 @@
+"""Function approximators y ≈ f_θ(x): linear models on basis features and neural networks.
+
+Every approximator is an ``nn.Module`` mapping ``(B, *obs_shape)`` to ``(B, out_dim)`` and has
+``out_dim``; :class:`ValueFunction` and :class:`QFunction` give the U(s) and Q(s, ·) views.
+"""
+
+from rlapprox.approximators.activations import ACTIVATIONS, make_activation
+from rlapprox.approximators.convnet import ConvNet
+from rlapprox.approximators.factories import (
+    linear_fourier,
+    linear_multilinear,
+    linear_poly,
+    linear_rbf,
+    linear_sine,
+)
+from rlapprox.approximators.heads import QFunction, ValueFunction
+from rlapprox.approximators.linear import LinearApproximator
+from rlapprox.approximators.mlp import MLP
+from rlapprox.approximators.normalization import BoxNormalizer
+from rlapprox.features import (
+    ConcatFeatures,
+    FeatureMap,
+    FourierBasis,
+    MultilinearBasis,
+    PolynomialBasis,
+    RBFBasis,
+    SineBasis,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "MLP",
+    "BoxNormalizer",
+    "ConcatFeatures",
+    "ConvNet",
+    "FeatureMap",
+    "FourierBasis",
+    "LinearApproximator",
+    "MultilinearBasis",
+    "PolynomialBasis",
+    "QFunction",
+    "RBFBasis",
+    "SineBasis",
+    "ValueFunction",
+    "linear_fourier",
+    "linear_multilinear",
+    "linear_poly",
+    "linear_rbf",
+    "linear_sine",
+    "make_activation",
+]

@@ -1,0 +1,104 @@
+"""Flat constructors for linear approximators, one per basis.
+
+Each takes the basis arguments directly (``order``, ``degree``, ...), so a config such as
+``approximator.order=5`` maps one to one onto a keyword argument.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from rlapprox.approximators.linear import LinearApproximator
+from rlapprox.features import (
+    FourierBasis,
+    MultilinearBasis,
+    PolynomialBasis,
+    RBFBasis,
+    SineBasis,
+)
+
+
+def linear_sine(
+    in_dim: int,
+    out_dim: int,
+    order: int = 8,
+    coupling: str = "independent",
+    poly_degree: int = 1,
+    bias: bool = True,
+    normalizer: nn.Module | None = None,
+) -> LinearApproximator:
+    """Linear model on sin(iπx_j), i = 1..order, plus an optional polynomial basis.
+
+    A pure sine basis is 0 on the faces of the unit box, so ``poly_degree=1`` (the default)
+    adds the linear terms that let the fit take any boundary values; 0 adds none.
+
+    Args:
+        in_dim: input dimensions.
+        out_dim: outputs (1 for U, the number of actions for Q).
+        order: highest sine frequency i.
+        coupling: ``"independent"`` (per dimension) or ``"full"`` (products).
+        poly_degree: degree of the added polynomial basis; 0 for sines alone.
+        bias: learn a constant per output.
+        normalizer: maps raw inputs to the unit box.
+    """
+    features = SineBasis(in_dim, order, coupling=coupling)
+    if poly_degree > 0:
+        features = features + PolynomialBasis(in_dim, poly_degree)
+    return LinearApproximator(features, out_dim, bias=bias, normalizer=normalizer)
+
+
+def linear_poly(
+    in_dim: int,
+    out_dim: int,
+    degree: int = 3,
+    coupling: str = "full",
+    bias: bool = True,
+    normalizer: nn.Module | None = None,
+) -> LinearApproximator:
+    """Linear model on monomials of total degree ≤ ``degree``; see :class:`PolynomialBasis`."""
+    features = PolynomialBasis(in_dim, degree, coupling=coupling)
+    return LinearApproximator(features, out_dim, bias=bias, normalizer=normalizer)
+
+
+def linear_fourier(
+    in_dim: int,
+    out_dim: int,
+    order: int = 3,
+    coupling: str = "full",
+    bias: bool = True,
+    normalizer: nn.Module | None = None,
+) -> LinearApproximator:
+    """Linear model on the Fourier basis cos(π c·x); see :class:`FourierBasis`."""
+    features = FourierBasis(in_dim, order, coupling=coupling)
+    return LinearApproximator(features, out_dim, bias=bias, normalizer=normalizer)
+
+
+def linear_rbf(
+    in_dim: int,
+    out_dim: int,
+    centers_per_dim: int = 10,
+    width: float | None = None,
+    normalize: bool = False,
+    coupling: str = "full",
+    bias: bool = True,
+    normalizer: nn.Module | None = None,
+) -> LinearApproximator:
+    """Linear model on Gaussian radial basis functions; see :class:`RBFBasis`."""
+    features = RBFBasis(
+        in_dim, centers_per_dim, width=width, normalize=normalize, coupling=coupling
+    )
+    return LinearApproximator(features, out_dim, bias=bias, normalizer=normalizer)
+
+
+def linear_multilinear(
+    in_dim: int,
+    out_dim: int,
+    points_per_dim: int = 21,
+    normalizer: nn.Module | None = None,
+) -> LinearApproximator:
+    """Multilinear interpolation on a grid: an averager; see :class:`MultilinearBasis`.
+
+    No bias: the tent functions already sum to one inside the box.
+    """
+    features = MultilinearBasis(in_dim, points_per_dim)
+    return LinearApproximator(features, out_dim, bias=False, normalizer=normalizer)

@@ -1,0 +1,67 @@
+"""U(s) and Q(s, ·) views of an approximator: the shapes algorithms rely on."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rlapprox._validation import check_positive_int
+
+
+class ValueFunction(nn.Module):
+    """The state value U(s) (a.k.a. V) given by a one-output approximator.
+
+    Args:
+        approximator: any module mapping ``(B, *obs_shape)`` to ``(B, 1)`` with ``out_dim == 1``.
+
+    Shape:
+        - Input: ``(B, *obs_shape)``.
+        - Output: ``(B,)``.
+    """
+
+    def __init__(self, approximator: nn.Module) -> None:
+        super().__init__()
+        out_dim = getattr(approximator, "out_dim", None)
+        if out_dim != 1:
+            raise ValueError(
+                "U(s) needs an approximator with out_dim=1 (one value per state), "
+                f"got out_dim={out_dim}"
+            )
+        self.approximator = approximator
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Return U(obs), shape ``(B,)``."""
+        return self.approximator(obs).squeeze(-1)
+
+
+class QFunction(nn.Module):
+    """The action values Q(s, ·) given by an approximator with one output per action.
+
+    Args:
+        approximator: any module mapping ``(B, *obs_shape)`` to ``(B, num_actions)``.
+        num_actions: number of discrete actions; must equal ``approximator.out_dim``.
+
+    Shape:
+        - Input: ``(B, *obs_shape)``.
+        - Output: ``(B, num_actions)``.
+    """
+
+    def __init__(self, approximator: nn.Module, num_actions: int) -> None:
+        super().__init__()
+        self.num_actions = check_positive_int("num_actions", num_actions)
+        out_dim = getattr(approximator, "out_dim", None)
+        if out_dim != num_actions:
+            raise ValueError(
+                f"Q(s, ·) needs one output per action: the approximator has out_dim={out_dim} "
+                f"but the environment has {num_actions} actions"
+            )
+        self.approximator = approximator
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Return Q(obs, ·), shape ``(B, num_actions)``."""
+        return self.approximator(obs)
+
+    @torch.no_grad()
+    def greedy_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        """Return argmax_a Q(obs, a), shape ``(B,)``, dtype long."""
+        return self(obs).argmax(dim=-1)

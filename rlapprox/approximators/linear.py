@@ -1,0 +1,123 @@
+"""Linear models on basis features, fitted by gradient steps or in closed form."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rlapprox._validation import check_positive_int, check_range
+from rlapprox.features.base import FeatureMap
+
+
+class LinearApproximator(nn.Module):
+    r"""A linear model on fixed basis features.
+
+    .. math:: f_\theta(x) = \theta^\top \beta(\mathrm{norm}(x)) + b
+
+    The weights start at zero, so a fresh model predicts 0 everywhere (U₀ = 0 in value
+    iteration). Train it like any ``nn.Module``, or solve it exactly with
+    :meth:`fit_least_squares`.
+
+    Args:
+        features: the basis β, which expects inputs in the unit box.
+        out_dim: number of outputs (1 for U(s), the number of actions for Q(s, ·)).
+        bias: add a learned constant per output.
+        normalizer: optional module applied to the raw input before ``features``, usually a
+            :class:`~rlapprox.approximators.BoxNormalizer`.
+
+    Shape:
+        - Input: ``(B, in_dim)``.
+        - Output: ``(B, out_dim)``.
+
+    Examples:
+        >>> from rlapprox.features import SineBasis
+        >>> model = LinearApproximator(SineBasis(1, order=3), out_dim=1)
+        >>> x = torch.linspace(0, 1, 50, dtype=torch.float64).unsqueeze(1)
+        >>> _ = model.double().fit_least_squares(x, torch.sin(3 * torch.pi * x))
+        >>> round(model.linear.weight[0, 2].item(), 6)
+        1.0
+    """
+
+    def __init__(
+        self,
+        features: FeatureMap,
+        out_dim: int,
+        bias: bool = True,
+        normalizer: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.out_dim = check_positive_int("out_dim", out_dim)
+        self.normalizer = normalizer
+        self.features = features
+        self.linear = nn.Linear(features.num_features, out_dim, bias=bias)
+        nn.init.zeros_(self.linear.weight)
+        if bias:
+            nn.init.zeros_(self.linear.bias)
+
+    @property
+    def in_dim(self) -> int:
+        """Number of input dimensions."""
+        return self.features.in_dim
+
+    def feature_matrix(self, x: torch.Tensor) -> torch.Tensor:
+        """Features β(norm(x)) of raw inputs ``(B, in_dim)``, shape ``(B, num_features)``."""
+        if self.normalizer is not None:
+            x = self.normalizer(x)
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluate the model on ``(B, in_dim)`` inputs; returns ``(B, out_dim)``."""
+        return self.linear(self.feature_matrix(x))
+
+    @torch.no_grad()
+    def fit_least_squares(
+        self, x: torch.Tensor, y: torch.Tensor, ridge: float = 0.0
+    ) -> LinearApproximator:
+        r"""Set the weights to the exact (ridge) least-squares solution.
+
+        .. math:: \theta^* = \arg\min_\theta \|\Phi\theta - y\|^2 + \lambda\|w\|^2
+
+        The solve runs in float64 whatever the parameter dtype. With ``ridge=0`` it is the
+        minimum-norm solution, so redundant columns (a constant feature beside the bias) are
+        fine. The bias, if any, is not penalised.
+
+        Args:
+            x: inputs, shape ``(N, in_dim)``.
+            y: targets, shape ``(N,)`` or ``(N, out_dim)``.
+            ridge: the L2 penalty λ ≥ 0 on the feature weights.
+
+        Returns:
+            ``self``, fitted in place.
+        """
+        check_range("ridge", ridge, low=0.0)
+        targets = y.reshape(len(y), -1).double()
+        if targets.shape[1] != self.out_dim:
+            raise ValueError(
+                f"y has {targets.shape[1]} columns but the model has out_dim={self.out_dim}"
+            )
+        phi = self.feature_matrix(x).double()
+        has_bias = self.linear.bias is not None
+        if has_bias:
+            phi = torch.cat([phi, torch.ones_like(phi[:, :1])], dim=1)
+        theta = _solve_least_squares(phi, targets, ridge, num_unpenalised=int(has_bias))
+        weight = theta[: self.linear.in_features].T
+        self.linear.weight.copy_(weight.to(self.linear.weight.dtype))
+        if has_bias:
+            self.linear.bias.copy_(theta[-1].to(self.linear.bias.dtype))
+        return self
+
+
+def _solve_least_squares(
+    phi: torch.Tensor, targets: torch.Tensor, ridge: float, num_unpenalised: int
+) -> torch.Tensor:
+    """Solve ``min ‖Φθ - y‖² + ridge‖θ[:-num_unpenalised]‖²`` for θ, shape ``(k, out_dim)``."""
+    if ridge > 0.0:
+        penalty = torch.full((phi.shape[1],), ridge, dtype=phi.dtype, device=phi.device)
+        if num_unpenalised:
+            penalty[-num_unpenalised:] = 0.0
+        gram = phi.T @ phi + torch.diag(penalty)
+        return torch.linalg.solve(gram, phi.T @ targets)
+    if phi.device.type == "cpu":
+        return torch.linalg.lstsq(phi, targets, driver="gelsd").solution
+    # CUDA's lstsq handles only full-rank systems; the pseudo-inverse is the min-norm answer.
+    return torch.linalg.pinv(phi) @ targets

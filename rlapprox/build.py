@@ -1,0 +1,246 @@
+"""Configs → objects. With ``cli.py``, the only module that knows Hydra and OmegaConf.
+
+Values the environment or data set already knows (input size, number of actions, state
+bounds) never appear in YAML: they are passed here, at the call site.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from rlapprox.algos import fit_regression
+from rlapprox.approximators import BoxNormalizer
+from rlapprox.datasets import make_regression_data
+from rlapprox.devices import resolve_device
+from rlapprox.errors import ConfigError
+from rlapprox.loggers import ScalarLogger, Tags
+from rlapprox.plots import regression_figure
+from rlapprox.seeding import seed_everything
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+@dataclass
+class RunOutcome:
+    """What a finished run hands back to the command line.
+
+    Attributes:
+        metrics: final figures for ``metrics.json`` (algorithm-specific keys included).
+        state: named ``state_dict``s for the checkpoint.
+        step: the step or iteration count reached.
+    """
+
+    metrics: dict[str, Any]
+    state: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+
+
+def _instantiate(group: str, node: DictConfig, **runtime: Any) -> Any:
+    """``hydra.utils.instantiate`` with errors turned into one-line :class:`ConfigError`."""
+    try:
+        return instantiate(node, _convert_="all", **runtime)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        raise ConfigError(f"{group} ({node.get('_target_')}): {_first_line(cause)}") from cause
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _target_parameters(group: str, node: DictConfig) -> set[str]:
+    target = node.get("_target_")
+    try:
+        return set(inspect.signature(get_object(target)).parameters)
+    except Exception as err:  # an unknown _target_ is a config error, whatever import says
+        raise ConfigError(
+            f"{group}: cannot import _target_ {target!r}: {_first_line(err)}"
+        ) from err
+
+
+def build_approximator(
+    node: DictConfig,
+    *,
+    out_dim: int,
+    observation_space: gym.spaces.Box | None = None,
+    obs_bounds: Any = None,
+    normalizer: nn.Module | None = None,
+) -> nn.Module:
+    """Build the approximator of ``node`` for the given input space and output size.
+
+    Flat-input approximators (``in_dim`` argument) get ``in_dim`` and a
+    :class:`BoxNormalizer` (from ``normalizer``, or from ``observation_space`` and
+    ``obs_bounds``); image approximators (``in_shape`` argument) get the space's shape.
+
+    Args:
+        node: the ``approximator`` config, with its ``_target_``.
+        out_dim: number of outputs (1 for U(s), the number of actions for Q(s, ·)).
+        observation_space: the observation space of the environment.
+        obs_bounds: per-dimension bounds overriding the space's (``env.obs_bounds``).
+        normalizer: a ready normaliser for flat inputs (used instead of the space's bounds).
+
+    Raises:
+        ConfigError: if the approximator does not fit the inputs or its arguments are bad.
+    """
+    parameters = _target_parameters("approximator", node)
+    shape = tuple(observation_space.shape) if observation_space is not None else None
+    if "in_shape" in parameters:
+        if shape is None or len(shape) != 3:
+            raise ConfigError(
+                f"approximator ({node._target_}) needs image observations (C, H, W); "
+                f"these inputs have shape {shape or '(in_dim,)'}: use mlp or linear_*"
+            )
+        return _instantiate("approximator", node, in_shape=shape, out_dim=out_dim)
+    if normalizer is None:
+        if observation_space is None:
+            raise ConfigError("build_approximator needs an observation_space or a normalizer")
+        if len(observation_space.shape) != 1:
+            raise ConfigError(
+                f"approximator ({node._target_}) takes flat vectors, but observations have "
+                f"shape {observation_space.shape}: use approximator=cnn for images"
+            )
+        try:
+            normalizer = BoxNormalizer.from_space(observation_space, obs_bounds)
+        except ValueError as err:
+            raise ConfigError(f"env: {err}") from err
+    runtime: dict[str, Any] = {"in_dim": int(normalizer.dim), "out_dim": out_dim}
+    if "normalizer" in parameters:
+        runtime["normalizer"] = normalizer
+    return _instantiate("approximator", node, **runtime)
+
+
+def build_optimizer(node: DictConfig, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """Build the optimizer of ``node`` over ``parameters``, validating its settings now."""
+    factory = build_optimizer_factory(node)
+    try:
+        return factory(parameters)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"optimizer ({node.get('_target_')}): {_first_line(err)}") from err
+
+
+def build_optimizer_factory(node: DictConfig) -> OptimizerFactory:
+    """The optimizer config as a factory ``params -> Optimizer`` (``_partial_: true``)."""
+    return _instantiate("optimizer", node)
+
+
+def build_hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, Any]:
+    """Flat hyperparameters of a run for TensorBoard's HParams tab."""
+    flat: dict[str, Any] = {"seed": cfg.seed}
+    flat.update({group: choice for group, choice in choices.items() if choice})
+    for group in ("algo", "approximator", "optimizer"):
+        container = OmegaConf.to_container(cfg[group], resolve=True)
+        for key, value in _flatten(container, prefix=group):
+            if not key.endswith("_target_") and not key.endswith("_partial_"):
+                flat[key] = value
+    return flat
+
+
+def _flatten(node: Any, prefix: str) -> Iterable[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _flatten(value, f"{prefix}.{key}")
+    elif isinstance(node, list):
+        yield prefix, str(node)
+    elif node is not None:
+        yield prefix, node
+
+
+def run(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> RunOutcome:
+    """Build and run the algorithm that ``cfg.algo.name`` names.
+
+    Raises:
+        ConfigError: for an unknown algorithm or a config value that cannot work.
+    """
+    name = cfg.algo.name
+    if name not in ALGORITHMS:
+        raise ConfigError(f"algo: unknown algorithm {name!r}; choose one of {sorted(ALGORITHMS)}")
+    return ALGORITHMS[name](cfg, logger, choices)
+
+
+def _run_regression(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> RunOutcome:
+    algo = cfg.algo
+    device = _device(cfg)
+    seed_everything(cfg.seed)
+    try:
+        data = make_regression_data(
+            name=algo.dataset.name,
+            num_samples=algo.dataset.num_samples,
+            in_dim=algo.dataset.in_dim,
+            noise_std=algo.dataset.noise_std,
+            path=algo.dataset.path,
+            seed=cfg.seed,
+        )
+    except ValueError as err:
+        raise ConfigError(f"algo: {err}") from err
+    normalizer = BoxNormalizer(data.low, data.high)
+    approximator = build_approximator(cfg.approximator, out_dim=1, normalizer=normalizer)
+    approximator = approximator.to(device)
+    factory = None
+    if algo.solver == "sgd":
+        build_optimizer(cfg.optimizer, approximator.parameters())  # fail now, not mid-run
+        factory = build_optimizer_factory(cfg.optimizer)
+    try:
+        result = fit_regression(
+            approximator,
+            data.x.to(device),
+            data.y.to(device),
+            optimizer_factory=factory,
+            solver=algo.solver,
+            num_steps=algo.num_steps,
+            batch_size=algo.batch_size,
+            loss=algo.loss,
+            huber_delta=algo.huber_delta,
+            val_fraction=algo.val_fraction,
+            ridge=algo.ridge,
+            seed=cfg.seed,
+            log_every=algo.log_every,
+            logger=logger,
+            progress=cfg.logger.progress,
+        )
+    except ValueError as err:
+        raise ConfigError(f"algo: {err}") from err
+    title = f"{choices.get('approximator', '')} on {data.name}: val MSE {result.val_mse:.4g}"
+    figure = regression_figure(approximator, data, result.val_index, title=title)
+    logger.figure(Tags.FIGURE_FIT, figure, result.num_steps)
+    metrics = {
+        "env": f"dataset:{data.name}",
+        "env_steps": 0,
+        "dataset": data.name,
+        "solver": algo.solver,
+        **result.metrics,
+    }
+    return RunOutcome(
+        metrics=metrics, state={"approximator": approximator.state_dict()}, step=result.num_steps
+    )
+
+
+def _device(cfg: DictConfig) -> torch.device:
+    try:
+        return resolve_device(cfg.device)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+
+
+ALGORITHMS: dict[str, Callable[[DictConfig, ScalarLogger, dict[str, str]], RunOutcome]] = {
+    "regression": _run_regression,
+}
+
+
+def config_dir() -> Path:
+    """The directory of the bundled Hydra configs (inside the wheel, or the source tree's)."""
+    packaged = Path(__file__).resolve().parent / "configs"
+    if (packaged / "train.yaml").is_file():
+        return packaged
+    return Path(__file__).resolve().parents[1] / "configs"

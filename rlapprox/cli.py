@@ -1,0 +1,100 @@
+"""Command-line entry points: ``rlapprox-train`` (a Hydra app)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from rlapprox.build import build_hparams, config_dir, run
+from rlapprox.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from rlapprox.errors import ConfigError, DivergenceError
+from rlapprox.loggers import NullLogger, TensorBoardLogger, write_metrics
+
+
+def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = None) -> dict:
+    """Run one training job from a composed config and write its outputs to ``run_dir``.
+
+    Writes TensorBoard event files (when ``logger.tensorboard``), ``checkpoint.pt`` and
+    ``metrics.json`` into ``run_dir``.
+
+    Args:
+        cfg: the composed root config (``configs/train.yaml`` plus overrides).
+        run_dir: the run directory (Hydra's output directory under the CLI).
+        choices: the chosen option of each config group, e.g. ``{"approximator": "mlp"}``;
+            recorded in ``metrics.json`` and the HParams tab.
+
+    Returns:
+        The metrics written to ``metrics.json``.
+
+    Raises:
+        ConfigError: a config value that cannot work (before training starts).
+        DivergenceError: the loss became NaN or infinite (the last good checkpoint is kept).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    choices = dict(choices or {})
+    start = time.perf_counter()
+    logger: TensorBoardLogger | NullLogger
+    if cfg.logger.tensorboard:
+        logger = TensorBoardLogger(run_dir, histogram_every=cfg.logger.histogram_every)
+        logger.text("config", _indent(OmegaConf.to_yaml(cfg, resolve=True)))
+        print(f"rlapprox: logging to {run_dir}  (tensorboard --logdir {run_dir})", flush=True)
+    else:
+        logger = NullLogger()
+    try:
+        outcome = run(cfg, logger, choices)
+        metrics: dict[str, Any] = {
+            "algo": cfg.algo.name,
+            "approximator": choices.get("approximator") or cfg.approximator.get("_target_"),
+            "optimizer": choices.get("optimizer") or cfg.optimizer.get("_target_"),
+            "seed": cfg.seed,
+            **outcome.metrics,
+            "wall_time_s": time.perf_counter() - start,
+        }
+        save_checkpoint(
+            run_dir / CHECKPOINT_NAME,
+            state=outcome.state,
+            step=outcome.step,
+            config=OmegaConf.to_container(cfg, resolve=True),
+        )
+        write_metrics(run_dir, metrics)
+        if isinstance(logger, TensorBoardLogger):
+            numeric = {f"hparams/{k}": v for k, v in metrics.items()}
+            logger.hparams(build_hparams(cfg, choices), numeric)
+    finally:
+        if isinstance(logger, TensorBoardLogger):
+            logger.close()
+    print(
+        f"rlapprox: done in {metrics['wall_time_s']:.1f} s; metrics in {run_dir / 'metrics.json'}"
+    )
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def _hydra_train(cfg: DictConfig) -> dict:
+    hydra_cfg = HydraConfig.get()
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    try:
+        return train(cfg, hydra_cfg.runtime.output_dir, choices)
+    except ConfigError as err:
+        print(f"rlapprox-train: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except DivergenceError as err:
+        print(f"rlapprox-train: training diverged: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def train_main() -> None:
+    """Entry point of ``rlapprox-train``."""
+    _hydra_train()
+
+
+def _indent(text: str) -> str:
+    # TensorBoard renders text as markdown; indented lines keep the YAML verbatim.
+    return "\n".join("    " + line for line in text.splitlines())

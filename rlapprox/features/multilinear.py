@@ -1,0 +1,78 @@
+"""Multilinear interpolation on a uniform grid: tent (hat) functions, an averager."""
+
+from __future__ import annotations
+
+import torch
+
+from rlapprox._validation import check_positive_int
+from rlapprox.features.base import FeatureMap
+
+
+def grid_product(per_dim: torch.Tensor) -> torch.Tensor:
+    """Outer product over dimensions of per-dimension feature values.
+
+    Args:
+        per_dim: ``(B, d, P)`` values of ``P`` one-dimensional features for each of ``d`` dims.
+
+    Returns:
+        ``(B, P**d)`` products ``∏_j per_dim[:, j, i_j]`` for every index tuple ``(i_0, …)``,
+        flattened row-major (last dimension fastest, like ``torch.meshgrid(indexing="ij")``).
+    """
+    out = per_dim[:, 0, :]
+    for j in range(1, per_dim.shape[1]):
+        out = (out.unsqueeze(2) * per_dim[:, j, :].unsqueeze(1)).flatten(1)
+    return out
+
+
+class MultilinearBasis(FeatureMap):
+    r"""Tent functions on a uniform grid: the weights of multilinear interpolation.
+
+    The grid has ``points_per_dim`` points ``0, h, 2h, …, 1`` per dimension,
+    ``h = 1 / (points_per_dim - 1)``, and one feature per vertex ``v``:
+
+    .. math:: \beta_v(x) = \prod_j \max(0,\ 1 - |x_j - v_j| / h)
+
+    Inside the box the features are nonnegative and each row sums to 1, so a linear model on
+    them interpolates its weights at the vertices and is linear along grid edges. Used with
+    the vertices as sample states, it is an averager (a max-norm non-expansion), so fitted value
+    iteration with it converges (Gordon 1995).
+
+    Vertices are ordered row-major, last dimension fastest (``torch.meshgrid(indexing="ij")``
+    flattened); :meth:`vertices` returns them. The output is dense: ``points_per_dim**in_dim``
+    features with at most ``2**in_dim`` nonzero per row.
+
+    Args:
+        in_dim: number of input dimensions ``d``.
+        points_per_dim: grid points per dimension, at least 2.
+
+    Shape:
+        - Input: ``(B, in_dim)`` in the unit box.
+        - Output: ``(B, num_features)`` with ``num_features = points_per_dim**in_dim``.
+    """
+
+    def __init__(self, in_dim: int, points_per_dim: int) -> None:
+        """Build the grid; see the class docstring for the arguments."""
+        super().__init__(in_dim)
+        self.points_per_dim = check_positive_int("points_per_dim", points_per_dim, minimum=2)
+        self.num_features = points_per_dim**in_dim
+        self.register_buffer("grid_index", torch.arange(points_per_dim), persistent=False)
+
+    def vertices(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Return the grid vertices in feature order.
+
+        Args:
+            dtype: floating dtype of the result; ``None`` uses the default dtype.
+
+        Returns:
+            ``(num_features, in_dim)`` vertex coordinates, on the module's device.
+        """
+        axis = self.grid_index.to(dtype or torch.get_default_dtype()) / (self.points_per_dim - 1)
+        mesh = torch.meshgrid(*[axis] * self.in_dim, indexing="ij")
+        return torch.stack([m.flatten() for m in mesh], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(B, in_dim)`` inputs to ``(B, num_features)`` interpolation weights."""
+        self._check_input(x)
+        scaled = x.unsqueeze(2) * (self.points_per_dim - 1)  # grid units: vertex k sits at k
+        hats = (1 - (scaled - self.grid_index.to(x.dtype)).abs()).clamp(min=0)
+        return grid_product(hats)

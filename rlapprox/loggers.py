@@ -1,0 +1,226 @@
+"""Run logging: TensorBoard event files, a console progress bar and ``metrics.json``.
+
+Every metric tag is defined once, in :class:`Tags`, so dashboards, tests and scripts agree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import torch
+from torch import nn
+
+
+class Tags:
+    """TensorBoard tag names, grouped by section (``section/name``)."""
+
+    TRAIN_LOSS = "train/loss"
+    TRAIN_TD_LOSS = "train/td_loss"
+    TRAIN_GRAD_NORM = "train/grad_norm"
+    TRAIN_LEARNING_RATE = "train/learning_rate"
+    VAL_MSE = "val/mse"
+    Q_MEAN = "train/q_mean"
+    Q_MIN = "train/q_min"
+    Q_MAX = "train/q_max"
+    EPSILON = "rollout/epsilon"
+    EPISODIC_RETURN = "rollout/episodic_return"
+    EPISODIC_LENGTH = "rollout/episodic_length"
+    EVAL_RETURN_MEAN = "eval/return_mean"
+    EVAL_RETURN_STD = "eval/return_std"
+    BELLMAN_RESIDUAL_MEAN = "fvi/bellman_residual_mean"
+    BELLMAN_RESIDUAL_MAX = "fvi/bellman_residual_max"
+    VALUE_MEAN = "fvi/value_mean"
+    SPS = "time/sps"
+    FIGURE_FIT = "figures/fit"
+    CONFIG = "config"
+    PARAMS = "params"
+    GRADS = "grads"
+
+
+class ScalarLogger(Protocol):
+    """What algorithms call: a sink for scalars, histograms and figures."""
+
+    def scalar(self, tag: str, value: float | torch.Tensor, step: int) -> None:
+        """Record one scalar at ``step``."""
+
+    def histograms(self, module: nn.Module, step: int) -> None:
+        """Record histograms of the module's parameters and their gradients."""
+
+    def figure(self, tag: str, figure: Any, step: int) -> None:
+        """Record a matplotlib figure as an image (and close it)."""
+
+
+class NullLogger:
+    """A logger that records nothing; the default for library calls."""
+
+    def scalar(self, tag: str, value: float | torch.Tensor, step: int) -> None:
+        """Ignore a scalar."""
+
+    def histograms(self, module: nn.Module, step: int) -> None:
+        """Ignore histograms."""
+
+    def figure(self, tag: str, figure: Any, step: int) -> None:
+        """Close the figure without recording it."""
+        _close_figure(figure)
+
+
+class TensorBoardLogger:
+    """Writes scalars, histograms, figures, config text and hparams into one event file.
+
+    Args:
+        log_dir: directory for the event file (the run directory).
+        histogram_every: steps between parameter/gradient histograms; 0 disables them.
+    """
+
+    def __init__(self, log_dir: str | Path, histogram_every: int = 0) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.log_dir = Path(log_dir)
+        self.histogram_every = histogram_every
+        self.writer = SummaryWriter(log_dir=str(self.log_dir))
+
+    def scalar(self, tag: str, value: float | torch.Tensor, step: int) -> None:
+        """Record one scalar at ``step``."""
+        self.writer.add_scalar(tag, value, global_step=step)
+
+    def histograms(self, module: nn.Module, step: int) -> None:
+        """Record parameter (and gradient, where present) histograms every ``histogram_every``."""
+        if self.histogram_every <= 0 or step % self.histogram_every:
+            return
+        for name, param in module.named_parameters():
+            self.writer.add_histogram(f"{Tags.PARAMS}/{name}", param.detach(), step)
+            if param.grad is not None:
+                self.writer.add_histogram(f"{Tags.GRADS}/{name}", param.grad.detach(), step)
+
+    def figure(self, tag: str, figure: Any, step: int) -> None:
+        """Record a matplotlib figure as an image and close it."""
+        self.writer.add_figure(tag, figure, global_step=step, close=True)
+
+    def text(self, tag: str, text: str) -> None:
+        """Record a markdown text (rendered in TensorBoard's Text tab)."""
+        self.writer.add_text(tag, text)
+
+    def hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+        """Register hyperparameters and final metrics with the HParams plugin.
+
+        Written into this run's own event file (``SummaryWriter.add_hparams`` would open a
+        new timestamped sub-run instead), so a sweep's runs line up in the HParams tab.
+        """
+        from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+        clean_hparams = {k: _hparam_value(v) for k, v in hparams.items()}
+        finite_metrics = {k: float(v) for k, v in metrics.items() if _is_finite_number(v)}
+        experiment, start, end = hparams_summaries(clean_hparams, finite_metrics)
+        file_writer = self.writer._get_file_writer()
+        for summary in (experiment, start, end):
+            file_writer.add_summary(summary)
+        for key, value in finite_metrics.items():
+            self.writer.add_scalar(key, value)
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        self.writer.close()
+
+
+class ProgressBar:
+    """A one-line console progress bar with rate and ETA, refreshed at most every 0.5 s.
+
+    Args:
+        total: number of units of work (steps, iterations).
+        desc: label printed first.
+        stream: where to write; stderr by default. On a non-terminal stream a line is printed
+            every 10% instead of redrawing.
+        enabled: print nothing when False.
+    """
+
+    def __init__(
+        self, total: int, desc: str = "", stream: IO[str] | None = None, enabled: bool = True
+    ) -> None:
+        self.total = max(int(total), 1)
+        self.desc = desc
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.is_tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = time.perf_counter()
+        self._last_draw = 0.0
+        self._last_decile = -1
+
+    def update(self, done: int, **postfix: float) -> None:
+        """Report ``done`` units finished, with optional named figures to show."""
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        decile = 10 * done // self.total
+        if self.is_tty:
+            if now - self._last_draw < 0.5 and done < self.total:
+                return
+        elif decile == self._last_decile and done < self.total:
+            return
+        self._last_draw, self._last_decile = now, decile
+        self.stream.write(("\r" if self.is_tty else "") + self._line(done, now))
+        if not self.is_tty:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.enabled and self.is_tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _line(self, done: int, now: float, **postfix: float) -> str:
+        elapsed = now - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else math.inf
+        width = 24
+        filled = width * min(done, self.total) // self.total
+        bar = "#" * filled + "-" * (width - filled)
+        eta_text = _format_seconds(eta) if math.isfinite(eta) else "?"
+        return (
+            f"{self.desc} [{bar}] {done}/{self.total} {rate:,.0f} it/s "
+            f"elapsed {_format_seconds(elapsed)} ETA {eta_text}"
+        )
+
+
+def write_metrics(run_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
+    """Write ``metrics.json`` (sorted keys, NaN/inf as null) and return its path."""
+    path = Path(run_dir) / "metrics.json"
+    clean = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in metrics.items()
+    }
+    path.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """Read a run directory's ``metrics.json``."""
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def _format_seconds(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:d}:{minutes:02d}:{secs:02d}"
+
+
+def _hparam_value(value: Any) -> int | float | str | bool:
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _close_figure(figure: Any) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)

@@ -1,0 +1,68 @@
+"""Matplotlib figures that the loggers record as images."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from rlapprox.datasets import RegressionData
+
+
+def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
+    """A figure that needs no display (the Agg canvas), for headless runs."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+@torch.no_grad()
+def regression_figure(
+    approximator: nn.Module,
+    data: RegressionData,
+    val_index: torch.Tensor,
+    title: str,
+) -> Figure:
+    """The fitted function against the data.
+
+    One input dimension: data points (validation points marked), the fit on a fine grid and the
+    noise-free target where known. More dimensions: predicted against observed y on the
+    validation split, with the identity line.
+    """
+    approximator.eval()
+    device = next(approximator.parameters()).device
+    figure = new_figure()
+    axes = figure.add_subplot()
+    x, y = data.x.cpu(), data.y.cpu()
+    if data.in_dim == 1:
+        grid = torch.linspace(float(data.low[0]), float(data.high[0]), 400, dtype=x.dtype)
+        fit = approximator(grid.unsqueeze(1).to(device)).squeeze(-1).cpu()
+        is_val = torch.zeros(len(x), dtype=torch.bool)
+        is_val[val_index.cpu()] = True
+        axes.scatter(x[~is_val, 0], y[~is_val], s=6, alpha=0.5, label="train data")
+        axes.scatter(x[is_val, 0], y[is_val], s=6, alpha=0.7, label="validation data")
+        if data.target is not None:
+            target = data.target(grid.unsqueeze(1))
+            axes.plot(grid, target, "k--", linewidth=1, label="target")
+        axes.plot(grid, fit, "C3", linewidth=2, label="f_θ(x)")
+        axes.set_xlabel("x")
+        axes.set_ylabel("y")
+        axes.legend(loc="best", fontsize="small")
+    else:
+        rows = val_index.cpu() if len(val_index) else torch.arange(len(x))
+        predicted = approximator(x[rows].to(device)).squeeze(-1).cpu()
+        axes.scatter(y[rows], predicted, s=6, alpha=0.6)
+        low, high = float(y[rows].min()), float(y[rows].max())
+        axes.plot([low, high], [low, high], "k--", linewidth=1)
+        axes.set_xlabel("observed y")
+        axes.set_ylabel("predicted f_θ(x)")
+    axes.set_title(title)
+    figure.tight_layout()
+    return figure
