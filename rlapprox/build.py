@@ -20,9 +20,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from rlapprox.algos import fit_regression
+from rlapprox.algos.dqn import DQN, DQNConfig
 from rlapprox.approximators import BoxNormalizer
 from rlapprox.datasets import make_regression_data
 from rlapprox.devices import resolve_device
+from rlapprox.envs import make_env, make_vector_env
 from rlapprox.errors import ConfigError
 from rlapprox.loggers import ScalarLogger, Tags
 from rlapprox.plots import regression_figure
@@ -226,6 +228,55 @@ def _run_regression(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, st
     )
 
 
+def _run_dqn(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> RunOutcome:
+    algo = OmegaConf.to_container(cfg.algo, resolve=True)
+    algo.pop("name")
+    try:
+        dqn_config = DQNConfig(**algo)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"algo: {_first_line(err)}") from err
+    device = _device(cfg)
+    seed_everything(cfg.seed)
+    discrete_actions = cfg.env.get("discrete_actions")
+    try:
+        envs = make_vector_env(cfg.env.id, dqn_config.num_envs, discrete_actions)
+        eval_env = make_env(cfg.env.id, discrete_actions)
+    except ValueError as err:
+        raise ConfigError(f"env: {err}") from err
+    action_space = envs.single_action_space
+    if not isinstance(action_space, gym.spaces.Discrete):
+        envs.close()
+        raise ConfigError(
+            f"env: DQN needs discrete actions, but {cfg.env.id} has {action_space}; "
+            "set env.discrete_actions=N to split each action dimension into N levels"
+        )
+    q_network = build_approximator(
+        cfg.approximator,
+        out_dim=int(action_space.n),
+        observation_space=envs.single_observation_space,
+        obs_bounds=cfg.env.get("obs_bounds"),
+    ).to(device)
+    build_optimizer(cfg.optimizer, q_network.parameters())  # fail now, not mid-run
+    dqn = DQN(
+        q_network,
+        envs,
+        eval_env,
+        build_optimizer_factory(cfg.optimizer),
+        dqn_config,
+        seed=cfg.seed,
+        device=device,
+        logger=logger,
+        progress=cfg.logger.progress,
+    )
+    try:
+        result = dqn.run()
+    finally:
+        envs.close()
+        eval_env.close()
+    metrics = {"env": cfg.env.id, **result.metrics}
+    return RunOutcome(metrics=metrics, state=dqn.state_dict(), step=result.metrics["env_steps"])
+
+
 def _device(cfg: DictConfig) -> torch.device:
     try:
         return resolve_device(cfg.device)
@@ -235,6 +286,7 @@ def _device(cfg: DictConfig) -> torch.device:
 
 ALGORITHMS: dict[str, Callable[[DictConfig, ScalarLogger, dict[str, str]], RunOutcome]] = {
     "regression": _run_regression,
+    "dqn": _run_dqn,
 }
 
 

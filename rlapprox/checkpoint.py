@@ -64,7 +64,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises KeyError, UnpicklingError, RuntimeError, ...
+        raise ValueError(f"{path} is not an rlapprox checkpoint: {err}") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} is not an rlapprox checkpoint (format {FORMAT_VERSION})")
     return payload

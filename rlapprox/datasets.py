@@ -126,7 +126,8 @@ def _read_csv(path: str | Path | None, dtype: torch.dtype) -> RegressionData:
         table = np.genfromtxt(path, delimiter=",", dtype=np.float64)
     except ValueError as err:
         raise ValueError(f"dataset.path: cannot read {path} as CSV: {err}") from None
-    table = np.atleast_2d(table)
+    if table.ndim == 1:  # one column, or a single row
+        table = table.reshape(-1, 1) if _first_line_fields(path) == 1 else table.reshape(1, -1)
     if np.isnan(table[0]).all():  # a header row
         table = table[1:]
     if table.ndim != 2 or table.shape[1] < 2 or table.shape[0] < 2:
@@ -143,3 +144,8 @@ def _read_csv(path: str | Path | None, dtype: torch.dtype) -> RegressionData:
     if flat:
         raise ValueError(f"dataset.path: input columns {flat} of {path} are constant")
     return RegressionData(name="csv", x=x, y=y, low=low, high=high, target=None)
+
+
+def _first_line_fields(path: Path) -> int:
+    with path.open() as file:
+        return len(file.readline().split(","))

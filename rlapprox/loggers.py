@@ -163,7 +163,7 @@ class ProgressBar:
         elif decile == self._last_decile and done < self.total:
             return
         self._last_draw, self._last_decile = now, decile
-        self.stream.write(("\r" if self.is_tty else "") + self._line(done, now))
+        self.stream.write(("\r" if self.is_tty else "") + self._line(done, now, **postfix))
         if not self.is_tty:
             self.stream.write("\n")
         self.stream.flush()
@@ -182,9 +182,10 @@ class ProgressBar:
         filled = width * min(done, self.total) // self.total
         bar = "#" * filled + "-" * (width - filled)
         eta_text = _format_seconds(eta) if math.isfinite(eta) else "?"
+        extra = "".join(f" {name}={value:.4g}" for name, value in postfix.items())
         return (
             f"{self.desc} [{bar}] {done}/{self.total} {rate:,.0f} it/s "
-            f"elapsed {_format_seconds(elapsed)} ETA {eta_text}"
+            f"elapsed {_format_seconds(elapsed)} ETA {eta_text}{extra}"
         )
 
 

@@ -1,0 +1,78 @@
+"""Gymnasium environments as the algorithms use them: single, vectorised, discretised."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+from rlapprox._validation import check_positive_int
+
+
+class DiscretizeActions(gym.ActionWrapper):
+    """Expose a ``Box`` action space as ``Discrete(levels ** action_dim)``.
+
+    Each action dimension takes ``levels`` evenly spaced values between its bounds, and
+    discrete action ``k`` is the ``k``-th point of that grid (last dimension fastest).
+
+    Args:
+        env: an environment with a bounded ``Box`` action space.
+        levels: values per action dimension, at least 2.
+    """
+
+    def __init__(self, env: gym.Env, levels: int) -> None:
+        super().__init__(env)
+        space = env.action_space
+        if not isinstance(space, gym.spaces.Box) or not np.all(np.isfinite(space.low)):
+            raise ValueError(f"DiscretizeActions needs a bounded Box action space, got {space}")
+        check_positive_int("discrete_actions", levels, minimum=2)
+        axes = [
+            np.linspace(lo, hi, levels)
+            for lo, hi in zip(space.low.ravel(), space.high.ravel(), strict=True)
+        ]
+        mesh = np.meshgrid(*axes, indexing="ij")
+        self.grid = np.stack([m.ravel() for m in mesh], axis=1).astype(space.dtype)
+        self.box_shape = space.shape
+        self.action_space = gym.spaces.Discrete(len(self.grid))
+
+    def action(self, action: int) -> np.ndarray:
+        """The continuous action of discrete action ``action``."""
+        return self.grid[int(action)].reshape(self.box_shape)
+
+
+def make_env(
+    env_id: str, discrete_actions: int | None = None, render_mode: str | None = None
+) -> gym.Env:
+    """``gymnasium.make(env_id)``, with ``Box`` actions discretised when asked.
+
+    Args:
+        env_id: a registered Gymnasium id, e.g. ``"CartPole-v1"``.
+        discrete_actions: levels per action dimension for a ``Box`` action space; ``None``
+            keeps the action space as it is.
+        render_mode: passed to ``gymnasium.make``.
+    """
+    try:
+        env = gym.make(env_id, render_mode=render_mode)
+    except gym.error.Error as err:
+        raise ValueError(f"env.id: cannot make {env_id!r}: {err}") from None
+    if discrete_actions is not None:
+        env = DiscretizeActions(env, discrete_actions)
+    return env
+
+
+def make_vector_env(
+    env_id: str, num_envs: int, discrete_actions: int | None = None
+) -> gym.vector.VectorEnv:
+    """``num_envs`` synchronous copies of the env, recording episode returns and lengths.
+
+    Gymnasium's default autoreset mode applies: the step after an episode ends returns the
+    reset observation and its transition is not a real one (callers must drop it).
+    """
+    check_positive_int("num_envs", num_envs)
+    factories: list[Callable[[], gym.Env]] = [
+        lambda: make_env(env_id, discrete_actions) for _ in range(num_envs)
+    ]
+    envs = gym.vector.SyncVectorEnv(factories)
+    return RecordEpisodeStatistics(envs)

@@ -1,0 +1,38 @@
+"""Shared fixtures: compose the Hydra configs in ``configs/`` without running the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+ComposeConfig = Callable[[list[str]], DictConfig]
+
+
+@pytest.fixture
+def compose_config() -> Iterator[ComposeConfig]:
+    """A function ``overrides -> cfg`` composing ``train`` as the CLI would.
+
+    The Hydra node is included and registered with ``HydraConfig``, so ``${hydra:...}``
+    interpolations resolve.
+    """
+
+    def _compose(overrides: list[str]) -> DictConfig:
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+                cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        finally:
+            GlobalHydra.instance().clear()
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    yield _compose
+    GlobalHydra.instance().clear()
