@@ -6,10 +6,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+
+# The tests' tensors are tiny: intra-op threads gain nothing, and on a busy 2-core machine
+# OpenMP's spin-waiting makes them many times slower.
+torch.set_num_threads(1)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 

@@ -26,16 +26,6 @@ def optimizer_factory_from_config(name: str, lr: float):
     return build_optimizer_factory(cfg.optimizer)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny batches gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
-    # waiting makes them many times slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def sine_data():
     return make_regression_data("sine", num_samples=1000, noise_std=0.1, seed=0)
