@@ -82,7 +82,13 @@ class ReplayBuffer:
             return
         if n > self.capacity:
             raise ValueError(f"cannot add {n} transitions to a buffer of capacity {self.capacity}")
-        rows = (self.position + torch.arange(n, device=self.device)) % self.capacity
+        end = self.position + n
+        # a contiguous slice where the rows do not wrap around (the common case)
+        rows = (
+            slice(self.position, end)
+            if end <= self.capacity
+            else torch.arange(self.position, end, device=self.device) % self.capacity
+        )
         self.obs[rows] = obs.to(self.device, self.obs.dtype)
         self.next_obs[rows] = next_obs.to(self.device, self.obs.dtype)
         self.actions[rows] = actions.to(self.device, torch.long)

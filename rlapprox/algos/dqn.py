@@ -171,8 +171,15 @@ class DQN:
         self.eval_env = eval_env
         self.seed = seed
         self.q_network = q_network.to(self.device)
+        # Acting needs eval mode only where layers behave differently in training; switching
+        # modes walks every submodule, which would cost more than the forward pass itself.
+        self._acting_needs_eval = any(
+            isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm))
+            for m in self.q_network.modules()
+        )
         self.target_network = copy.deepcopy(self.q_network).requires_grad_(False)
-        self.optimizer = optimizer_factory(self.q_network.parameters())
+        self.parameters = list(self.q_network.parameters())  # walked once, not every update
+        self.optimizer = optimizer_factory(self.parameters)
         obs_space = envs.single_observation_space
         self.buffer = ReplayBuffer(
             config.buffer_size,
@@ -190,6 +197,8 @@ class DQN:
     @torch.no_grad()
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         """Greedy actions argmax_a Q(obs, a), shape ``(B,)`` for ``(B, *obs_shape)`` input."""
+        if not self._acting_needs_eval:
+            return self.q_network(obs.to(self.device)).argmax(dim=1)
         was_training = self.q_network.training
         self.q_network.eval()
         actions = self.q_network(obs.to(self.device)).argmax(dim=1)
@@ -315,7 +324,7 @@ class DQN:
         loss.backward()
         stats = {"loss": loss.detach(), "q": q_all.detach()}
         if cfg.max_grad_norm:
-            norm = nn.utils.clip_grad_norm_(self.q_network.parameters(), cfg.max_grad_norm)
+            norm = nn.utils.clip_grad_norm_(self.parameters, cfg.max_grad_norm)
             stats["grad_norm"] = norm.detach()
         self.optimizer.step()
         self.num_updates += 1

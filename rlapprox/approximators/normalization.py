@@ -59,6 +59,9 @@ class BoxNormalizer(nn.Module):
             raise ValueError(f"bounds must be finite with high > low; bad dims {pairs}")
         self.register_buffer("low", low_t)
         self.register_buffer("high", high_t)
+        # z = x * scale + offset in one fused op; derived from the bounds, so not saved.
+        self.register_buffer("scale", 1.0 / (high_t - low_t), persistent=False)
+        self.register_buffer("offset", -low_t / (high_t - low_t), persistent=False)
         self.clip = clip
 
     @property
@@ -103,8 +106,11 @@ class BoxNormalizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scale ``(B, d)`` inputs to the unit box."""
-        low = self.low.to(x.dtype)
-        z = (x - low) / (self.high.to(x.dtype) - low)
+        if self.scale.dtype != x.dtype:  # recomputed from the bounds, not cast from a copy
+            span = self.high - self.low
+            self.scale = (1.0 / span).to(x.dtype)
+            self.offset = (-self.low / span).to(x.dtype)
+        z = torch.addcmul(self.offset, x, self.scale)
         return z.clamp(0.0, 1.0) if self.clip else z
 
     def extra_repr(self) -> str:
