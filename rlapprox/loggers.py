@@ -36,6 +36,8 @@ class Tags:
     BELLMAN_RESIDUAL_MEAN = "fvi/bellman_residual_mean"
     BELLMAN_RESIDUAL_MAX = "fvi/bellman_residual_max"
     VALUE_MEAN = "fvi/value_mean"
+    VALUE_CHANGE = "fvi/value_change"
+    FIGURE_VALUE = "figures/value"
     SPS = "time/sps"
     FIGURE_FIT = "figures/fit"
     CONFIG = "config"
@@ -83,6 +85,7 @@ class TensorBoardLogger:
 
         self.log_dir = Path(log_dir)
         self.histogram_every = histogram_every
+        self._last_histogram_step: int | None = None
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
 
     def scalar(self, tag: str, value: float | torch.Tensor, step: int) -> None:
@@ -90,9 +93,13 @@ class TensorBoardLogger:
         self.writer.add_scalar(tag, value, global_step=step)
 
     def histograms(self, module: nn.Module, step: int) -> None:
-        """Record parameter (and gradient, where present) histograms every ``histogram_every``."""
-        if self.histogram_every <= 0 or step % self.histogram_every:
+        """Record parameter and gradient histograms at most once per ``histogram_every`` steps."""
+        if self.histogram_every <= 0:
             return
+        last = self._last_histogram_step
+        if last is not None and step - last < self.histogram_every:
+            return
+        self._last_histogram_step = step
         for name, param in module.named_parameters():
             self.writer.add_histogram(f"{Tags.PARAMS}/{name}", param.detach(), step)
             if param.grad is not None:

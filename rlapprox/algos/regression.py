@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -166,6 +167,50 @@ def fit_regression(
     )
 
 
+def minibatch_steps(
+    approximator: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    num_steps: int,
+    batch_size: int,
+    generator: torch.Generator,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.mse_loss,
+    rows: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Take ``num_steps`` optimizer steps on random minibatches of ``(x, targets)``.
+
+    The inner loop of every gradient-based fit here (regression, fitted value and Q
+    iteration). No host synchronisation: the last loss comes back as a tensor.
+
+    Args:
+        approximator: the model being fitted, in training mode.
+        x: inputs, shape ``(N, *in_shape)``.
+        targets: targets, shape ``(N, out_dim)``.
+        optimizer: steps the approximator's parameters.
+        num_steps: optimizer steps.
+        batch_size: rows per step (capped at the number of rows).
+        generator: draws the minibatch rows, on ``x``'s device.
+        loss_fn: ``loss_fn(prediction, target)``; MSE by default.
+        rows: draw only from these rows of ``x`` (e.g. a training split); all by default.
+
+    Returns:
+        The loss of the last step, a 0-d tensor (NaN when ``num_steps`` is 0).
+    """
+    num_rows = len(rows) if rows is not None else len(x)
+    batch_size = min(batch_size, num_rows)
+    loss = torch.full((), float("nan"), device=x.device)
+    for _ in range(num_steps):
+        batch = torch.randint(num_rows, (batch_size,), generator=generator, device=x.device)
+        if rows is not None:
+            batch = rows[batch]
+        loss = loss_fn(approximator(x[batch]), targets[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return loss.detach()
+
+
 def _sgd_loop(
     approximator: nn.Module,
     x: torch.Tensor,
@@ -184,33 +229,29 @@ def _sgd_loop(
 ) -> dict[str, list[float]]:
     history: dict[str, list[float]] = {"step": [], "train_loss": [], "val_mse": []}
     bar = ProgressBar(num_steps, desc="regression", enabled=progress)
-    batch_size = min(batch_size, len(train_index))
-    approximator.train()
-    for step in range(1, num_steps + 1):
-        rows = train_index[
-            torch.randint(len(train_index), (batch_size,), generator=generator, device=x.device)
-        ]
-        loss = loss_fn(approximator(x[rows]), targets[rows])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+    step = 0
+    while step < num_steps:
+        approximator.train()
+        chunk = min(log_every, num_steps - step)
+        loss = minibatch_steps(
+            approximator, x, targets, optimizer, chunk, batch_size, generator, loss_fn,
+            rows=train_index,
+        )  # fmt: skip
+        step += chunk
         logger.histograms(approximator, step)
-        optimizer.step()
-
-        if step % log_every == 0 or step == num_steps:
-            train_loss = loss.item()
-            if not torch.isfinite(loss):
-                raise DivergenceError(
-                    f"regression loss became {train_loss} at step {step}; "
-                    "try a smaller optimizer.lr or loss=huber"
-                )
-            val_mse = _mse(approximator, x[val_index], targets[val_index])
-            approximator.train()
-            logger.scalar(Tags.TRAIN_LOSS, train_loss, step)
-            logger.scalar(Tags.VAL_MSE, val_mse, step)
-            history["step"].append(float(step))
-            history["train_loss"].append(train_loss)
-            history["val_mse"].append(val_mse)
-            bar.update(step)
+        train_loss = loss.item()
+        if not math.isfinite(train_loss):
+            raise DivergenceError(
+                f"regression loss became {train_loss} by step {step}; "
+                "try a smaller optimizer.lr or loss=huber"
+            )
+        val_mse = _mse(approximator, x[val_index], targets[val_index])
+        logger.scalar(Tags.TRAIN_LOSS, train_loss, step)
+        logger.scalar(Tags.VAL_MSE, val_mse, step)
+        history["step"].append(float(step))
+        history["train_loss"].append(train_loss)
+        history["val_mse"].append(val_mse)
+        bar.update(step, loss=train_loss)
     bar.close()
     return history
 

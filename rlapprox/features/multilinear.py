@@ -76,3 +76,36 @@ class MultilinearBasis(FeatureMap):
         scaled = x.unsqueeze(2) * (self.points_per_dim - 1)  # grid units: vertex k sits at k
         hats = (1 - (scaled - self.grid_index.to(x.dtype)).abs()).clamp(min=0)
         return grid_product(hats)
+
+    def sparse_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The same features as :meth:`forward`, as a sparse COO matrix.
+
+        Each row has ``2**in_dim`` stored entries (the corners of the cell holding the input),
+        so large grids cost memory in proportion to the batch, not to the grid.
+
+        Returns:
+            ``(B, num_features)`` coalesced sparse COO tensor, equal to ``forward(x)`` when
+            densified.
+        """
+        self._check_input(x)
+        points = self.points_per_dim
+        scaled = x * (points - 1)
+        lower = scaled.floor().clamp(0, points - 2)  # the cell's lower vertex, per dimension
+        weight_low = (1 - (scaled - lower).abs()).clamp(min=0)
+        weight_high = (1 - (scaled - lower - 1).abs()).clamp(min=0)
+        columns = torch.zeros_like(lower[:, :1], dtype=torch.long)
+        values = torch.ones_like(x[:, :1])
+        for j in range(self.in_dim):  # corners in increasing column order, last dim fastest
+            corner_index = torch.stack([lower[:, j], lower[:, j] + 1], dim=1).long()
+            corner_weight = torch.stack([weight_low[:, j], weight_high[:, j]], dim=1)
+            columns = (columns.unsqueeze(2) * points + corner_index.unsqueeze(1)).flatten(1)
+            values = (values.unsqueeze(2) * corner_weight.unsqueeze(1)).flatten(1)
+        rows = torch.arange(len(x), device=x.device).repeat_interleave(columns.shape[1])
+        indices = torch.stack([rows, columns.flatten()])
+        return torch.sparse_coo_tensor(
+            indices,
+            values.flatten(),
+            size=(len(x), self.num_features),
+            is_coalesced=True,  # rows ascending, columns ascending within each row
+            check_invariants=False,
+        )

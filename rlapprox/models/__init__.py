@@ -1,0 +1,1 @@
+"""Generative models: batched torch implementations of environments' transition functions."""
