@@ -21,14 +21,23 @@ from torch import nn
 
 from rlapprox.algos import fit_regression
 from rlapprox.algos.dqn import DQN, DQNConfig
-from rlapprox.approximators import BoxNormalizer
+from rlapprox.algos.fqi import FittedQIteration, FQIConfig
+from rlapprox.algos.fvi import FittedValueIteration, FVIConfig
+from rlapprox.approximators import BoxNormalizer, LinearApproximator
 from rlapprox.datasets import make_regression_data
 from rlapprox.devices import resolve_device
 from rlapprox.envs import make_env, make_vector_env
 from rlapprox.errors import ConfigError
 from rlapprox.loggers import ScalarLogger, Tags
-from rlapprox.plots import regression_figure
+from rlapprox.models.base import GenerativeModel
+from rlapprox.models.registry import MODELS, make_model
+from rlapprox.plots import regression_figure, value_heatmap
 from rlapprox.seeding import seed_everything
+from rlapprox.transitions import (
+    TransitionDataset,
+    collect_random_transitions,
+    sample_model_transitions,
+)
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -229,23 +238,17 @@ def _run_regression(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, st
 
 
 def _run_dqn(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> RunOutcome:
-    algo = OmegaConf.to_container(cfg.algo, resolve=True)
-    algo.pop("name")
-    try:
-        dqn_config = DQNConfig(**algo)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"algo: {_first_line(err)}") from err
+    dqn_config = _algo_config(cfg, DQNConfig)
     device = _device(cfg)
     seed_everything(cfg.seed)
-    discrete_actions = cfg.env.get("discrete_actions")
-    try:
-        envs = make_vector_env(cfg.env.id, dqn_config.num_envs, discrete_actions)
-        eval_env = make_env(cfg.env.id, discrete_actions)
-    except ValueError as err:
-        raise ConfigError(f"env: {err}") from err
+    eval_env = _eval_env(cfg)
+    envs = make_vector_env(
+        cfg.env.id, dqn_config.num_envs, cfg.env.get("discrete_actions"), cfg.env.get("system")
+    )
     action_space = envs.single_action_space
     if not isinstance(action_space, gym.spaces.Discrete):
         envs.close()
+        eval_env.close()
         raise ConfigError(
             f"env: DQN needs discrete actions, but {cfg.env.id} has {action_space}; "
             "set env.discrete_actions=N to split each action dimension into N levels"
@@ -277,6 +280,201 @@ def _run_dqn(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> 
     return RunOutcome(metrics=metrics, state=dqn.state_dict(), step=result.metrics["env_steps"])
 
 
+def _model_for(cfg: DictConfig) -> GenerativeModel:
+    """The generative model of ``cfg.env``, with its discretisation where it has one."""
+    env_id = cfg.env.id
+    if env_id not in MODELS:
+        raise ConfigError(
+            f"env: {env_id} has no generative model; models exist for {sorted(MODELS)}. "
+            "algo=dqn and algo=fqi (dataset.source=env) learn from the real env and need none"
+        )
+    kwargs: dict[str, Any] = {}
+    if cfg.env.get("system") is not None:
+        kwargs["system"] = cfg.env.system
+    levels = cfg.env.get("discrete_actions")
+    if levels is not None and "num_torques" in inspect.signature(MODELS[env_id]).parameters:
+        kwargs["num_torques"] = levels
+    try:
+        return make_model(env_id, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"env: {_first_line(err)}") from err
+
+
+def _algo_config(cfg: DictConfig, config_class: type) -> Any:
+    """The dataclass of an algorithm's settings from ``cfg.algo`` (less ``name``/``dataset``)."""
+    fields = OmegaConf.to_container(cfg.algo, resolve=True)
+    for key in ("name", "dataset"):
+        fields.pop(key, None)
+    try:
+        return config_class(**fields)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"algo: {_first_line(err)}") from err
+
+
+def _value_image_logger(
+    value_of_states: Callable[[torch.Tensor], torch.Tensor],
+    model: GenerativeModel,
+    logger: ScalarLogger,
+    label: str,
+) -> Callable[[int], None] | None:
+    """A callback drawing U over a 2-D state space as a heat map (``None`` for other sizes)."""
+    if model.state_dim != 2:
+        return None
+    points = 101
+    low, high = model.state_low.tolist(), model.state_high.tolist()
+    axes = [
+        torch.linspace(lo, hi, points, dtype=torch.float64)
+        for lo, hi in zip(low, high, strict=True)
+    ]
+    grid = torch.stack([m.flatten() for m in torch.meshgrid(*axes, indexing="ij")], dim=1)
+
+    def log_image(iteration: int) -> None:
+        values = value_of_states(grid).reshape(points, points)
+        figure = value_heatmap(
+            values,
+            (low[0], high[0]),
+            (low[1], high[1]),
+            model.state_names[0],
+            model.state_names[1],
+            title=f"{label} on {model.env_id}, iteration {iteration}",
+        )
+        logger.figure(Tags.FIGURE_VALUE, figure, iteration)
+
+    return log_image
+
+
+def _run_fvi(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> RunOutcome:
+    fvi_config = _algo_config(cfg, FVIConfig)
+    device = _device(cfg)
+    seed_everything(cfg.seed)
+    model = _model_for(cfg)
+    if fvi_config.value_inputs == "states":  # U on the model's state box
+        state_box = BoxNormalizer(model.state_low, model.state_high)
+        approximator = build_approximator(cfg.approximator, out_dim=1, normalizer=state_box)
+    else:
+        approximator = build_approximator(
+            cfg.approximator,
+            out_dim=1,
+            observation_space=model.observation_space,
+            obs_bounds=cfg.env.get("obs_bounds"),
+        )
+    approximator = approximator.to(device)
+    factory = None
+    if not isinstance(approximator, LinearApproximator) or fvi_config.solver == "sgd":
+        build_optimizer(cfg.optimizer, approximator.parameters())  # fail now, not mid-run
+        factory = build_optimizer_factory(cfg.optimizer)
+    _eval_env(cfg).close()  # fail now on a bad env config
+    try:
+        fvi = FittedValueIteration(
+            approximator,
+            model,
+            fvi_config,
+            optimizer_factory=factory,
+            eval_env_fn=lambda: _eval_env(cfg),
+            seed=cfg.seed,
+            device=device,
+            logger=logger,
+            progress=cfg.logger.progress,
+        )
+    except ValueError as err:
+        raise ConfigError(f"algo: {err}") from err
+    fvi.value_image = _value_image_logger(fvi.value_of_states, model, logger, "U(s)")
+    result = fvi.run()
+    metrics = {"env": cfg.env.id, "env_steps": 0, "gamma": fvi_config.gamma, **result.metrics}
+    return RunOutcome(
+        metrics=metrics,
+        state={"approximator": approximator.state_dict()},
+        step=result.metrics["iterations"],
+    )
+
+
+def _run_fqi(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> RunOutcome:
+    fqi_config = _algo_config(cfg, FQIConfig)
+    device = _device(cfg)
+    seed_everything(cfg.seed)
+    dataset, num_actions, observation_space = _fqi_dataset(cfg)
+    approximator = build_approximator(
+        cfg.approximator,
+        out_dim=num_actions,
+        observation_space=observation_space,
+        obs_bounds=cfg.env.get("obs_bounds"),
+    ).to(device)
+    factory = None
+    if not isinstance(approximator, LinearApproximator) or fqi_config.solver == "sgd":
+        build_optimizer(cfg.optimizer, approximator.parameters())  # fail now, not mid-run
+        factory = build_optimizer_factory(cfg.optimizer)
+    try:
+        fqi = FittedQIteration(
+            approximator,
+            dataset,
+            num_actions,
+            fqi_config,
+            optimizer_factory=factory,
+            eval_env_fn=lambda: _eval_env(cfg),
+            seed=cfg.seed,
+            device=device,
+            logger=logger,
+            progress=cfg.logger.progress,
+        )
+    except ValueError as err:
+        raise ConfigError(f"algo: {err}") from err
+    result = fqi.run()
+    metrics = {
+        "env": cfg.env.id,
+        "env_steps": len(dataset),
+        "gamma": fqi_config.gamma,
+        **result.metrics,
+    }
+    return RunOutcome(
+        metrics=metrics,
+        state={"approximator": approximator.state_dict()},
+        step=result.metrics["iterations"],
+    )
+
+
+def _fqi_dataset(cfg: DictConfig) -> tuple[TransitionDataset, int, gym.spaces.Box]:
+    """Load, collect or sample FQI's transitions; returns them, the action count and obs space."""
+    spec = cfg.algo.dataset
+    discrete_actions = cfg.env.get("discrete_actions")
+    probe = _eval_env(cfg)
+    action_space, observation_space = probe.action_space, probe.observation_space
+    probe.close()
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise ConfigError(
+            f"env: fitted Q iteration needs discrete actions, but {cfg.env.id} has {action_space}; "
+            "set env.discrete_actions=N to split each action dimension into N levels"
+        )
+    path = Path(spec.path) if spec.get("path") else None
+    if path is not None and path.is_file():
+        try:
+            return TransitionDataset.load(path), int(action_space.n), observation_space
+        except ValueError as err:
+            raise ConfigError(f"algo.dataset.path: {err}") from err
+    check = spec.source
+    if check == "env":
+        dataset = collect_random_transitions(
+            lambda: make_env(cfg.env.id, discrete_actions, system=cfg.env.get("system")),
+            spec.num_transitions,
+            seed=cfg.seed,
+        )
+    elif check == "model":
+        model = _model_for(cfg)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        dataset = sample_model_transitions(model, spec.num_transitions, generator)
+    else:
+        raise ConfigError(f"algo.dataset.source must be one of 'env', 'model'; got {check!r}")
+    if path is not None:
+        dataset.save(path)
+    return dataset, int(action_space.n), observation_space
+
+
+def _eval_env(cfg: DictConfig) -> gym.Env:
+    try:
+        return make_env(cfg.env.id, cfg.env.get("discrete_actions"), system=cfg.env.get("system"))
+    except ValueError as err:
+        raise ConfigError(f"env: {err}") from err
+
+
 def _device(cfg: DictConfig) -> torch.device:
     try:
         return resolve_device(cfg.device)
@@ -287,6 +485,8 @@ def _device(cfg: DictConfig) -> torch.device:
 ALGORITHMS: dict[str, Callable[[DictConfig, ScalarLogger, dict[str, str]], RunOutcome]] = {
     "regression": _run_regression,
     "dqn": _run_dqn,
+    "fvi": _run_fvi,
+    "fqi": _run_fqi,
 }
 
 

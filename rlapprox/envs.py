@@ -9,6 +9,9 @@ import numpy as np
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from rlapprox._validation import check_positive_int
+from rlapprox.models.lqr import register_lqr_env
+
+register_lqr_env()  # so that gym.make("rlapprox/LQR-v0") works wherever envs are made
 
 
 class DiscretizeActions(gym.ActionWrapper):
@@ -43,7 +46,10 @@ class DiscretizeActions(gym.ActionWrapper):
 
 
 def make_env(
-    env_id: str, discrete_actions: int | None = None, render_mode: str | None = None
+    env_id: str,
+    discrete_actions: int | None = None,
+    render_mode: str | None = None,
+    system: str | None = None,
 ) -> gym.Env:
     """``gymnasium.make(env_id)``, with ``Box`` actions discretised when asked.
 
@@ -52,9 +58,12 @@ def make_env(
         discrete_actions: levels per action dimension for a ``Box`` action space; ``None``
             keeps the action space as it is.
         render_mode: passed to ``gymnasium.make``.
+        system: which system an env with several takes (``"rlapprox/LQR-v0"``: ``"1d"``,
+            ``"2d"``); ``None`` for the others.
     """
+    extra = {} if system is None else {"system": system}
     try:
-        env = gym.make(env_id, render_mode=render_mode)
+        env = gym.make(env_id, render_mode=render_mode, **extra)
     except gym.error.Error as err:
         raise ValueError(f"env.id: cannot make {env_id!r}: {err}") from None
     if discrete_actions is not None:
@@ -63,7 +72,7 @@ def make_env(
 
 
 def make_vector_env(
-    env_id: str, num_envs: int, discrete_actions: int | None = None
+    env_id: str, num_envs: int, discrete_actions: int | None = None, system: str | None = None
 ) -> gym.vector.VectorEnv:
     """``num_envs`` synchronous copies of the env, recording episode returns and lengths.
 
@@ -72,7 +81,7 @@ def make_vector_env(
     """
     check_positive_int("num_envs", num_envs)
     factories: list[Callable[[], gym.Env]] = [
-        lambda: make_env(env_id, discrete_actions) for _ in range(num_envs)
+        lambda: make_env(env_id, discrete_actions, system=system) for _ in range(num_envs)
     ]
     envs = gym.vector.SyncVectorEnv(factories)
     return RecordEpisodeStatistics(envs)

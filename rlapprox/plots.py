@@ -66,3 +66,40 @@ def regression_figure(
     axes.set_title(title)
     figure.tight_layout()
     return figure
+
+
+def value_heatmap(
+    values: torch.Tensor,
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    x_label: str,
+    y_label: str,
+    title: str,
+    colorbar_label: str = "U(s)",
+) -> Figure:
+    """A heat map of a function on a 2-D grid, with labelled axes and a colour bar.
+
+    Args:
+        values: ``(num_x, num_y)`` values, ``values[i, j]`` at the i-th x and j-th y.
+        x_range: ``(low, high)`` of the horizontal axis.
+        y_range: ``(low, high)`` of the vertical axis.
+        x_label: name of the horizontal state variable.
+        y_label: name of the vertical state variable.
+        title: the figure title (say which iteration or step).
+        colorbar_label: what the colours mean.
+    """
+    figure = new_figure(6.0, 4.5)
+    axes = figure.add_subplot()
+    image = axes.imshow(
+        values.detach().cpu().double().T.numpy(),
+        origin="lower",
+        aspect="auto",
+        extent=(x_range[0], x_range[1], y_range[0], y_range[1]),
+        cmap="viridis",
+    )
+    figure.colorbar(image, ax=axes, label=colorbar_label)
+    axes.set_xlabel(x_label)
+    axes.set_ylabel(y_label)
+    axes.set_title(title)
+    figure.tight_layout()
+    return figure

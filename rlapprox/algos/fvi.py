@@ -21,9 +21,13 @@ from torch import nn
 
 from rlapprox._validation import check_choice, check_positive_int, check_range
 from rlapprox.algos.regression import minibatch_steps
-from rlapprox.approximators.linear import LinearApproximator
+from rlapprox.approximators.linear import (
+    LinearApproximator,
+    least_squares_operator,
+    with_bias_column,
+)
 from rlapprox.errors import DivergenceError
-from rlapprox.evaluation import evaluate_policy
+from rlapprox.evaluation import evaluate_policy_batched
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.models.base import GenerativeModel
 
@@ -38,7 +42,7 @@ class FVIConfig:
     """Fitted value iteration's settings; every field is a key of ``configs/algo/fvi.yaml``.
 
     Attributes:
-        gamma: discount factor in (0, 1).
+        gamma: discount factor in (0, 1]; 1 only where every state reaches a terminal one.
         num_iterations: most backup-and-fit iterations.
         num_states: sample states per iteration (``uniform``/``sobol``).
         sampling: ``"uniform"`` or ``"sobol"`` over the model's state region, ``"grid"``
@@ -58,6 +62,9 @@ class FVIConfig:
         eval_episodes: episodes per evaluation.
         log_every: iterations between logged figures.
         image_every: iterations between value-function images (2-D state spaces; 0: end only).
+        value_inputs: what U's approximator takes: ``"observations"`` (what the env shows,
+            e.g. cos/sin of angles) or the model's ``"states"`` (e.g. the angles: grids and
+            multilinear interpolation want a box of states).
     """
 
     gamma: float = 0.99
@@ -76,6 +83,7 @@ class FVIConfig:
     eval_episodes: int = 100
     log_every: int = 10
     image_every: int = 0
+    value_inputs: str = "observations"
 
     def __post_init__(self) -> None:
         """Check every field; errors name the field and what is allowed."""
@@ -89,6 +97,7 @@ class FVIConfig:
         check_positive_int("log_every", self.log_every)
         check_choice("sampling", self.sampling, SAMPLINGS)
         check_choice("solver", self.solver, SOLVERS)
+        check_choice("value_inputs", self.value_inputs, ("observations", "states"))
         check_range("ridge", self.ridge, low=0.0)
         check_range("tolerance", self.tolerance, low=0.0)
 
@@ -118,13 +127,14 @@ class FittedValueIteration:
     steps per iteration.
 
     Args:
-        approximator: U's approximator: maps observations ``(B, obs_dim)`` to ``(B, 1)``.
+        approximator: U's approximator: maps observations ``(B, obs_dim)`` (or states, with
+            ``config.value_inputs="states"``) to ``(B, 1)``.
         model: the environment's generative model.
         config: settings.
         optimizer_factory: builds the optimizer for ``solver="sgd"``.
         policy: evaluate this fixed policy (states ``(B, state_dim)`` → actions ``(B,)``)
             instead of optimising: y = r + γ(1 - d) U(s') with a = policy(s).
-        eval_env: a single Gymnasium env for greedy evaluation (``None``: no evaluation).
+        eval_env_fn: makes one Gymnasium env for greedy evaluation (``None``: no evaluation).
         seed: seeds state sampling, minibatches and evaluation episodes.
         device: where the computation runs.
         logger: receives per-iteration figures and value images.
@@ -140,7 +150,7 @@ class FittedValueIteration:
         config: FVIConfig,
         optimizer_factory: OptimizerFactory | None = None,
         policy: StatePolicy | None = None,
-        eval_env: gym.Env | None = None,
+        eval_env_fn: Callable[[], gym.Env] | None = None,
         seed: int = 0,
         device: torch.device | str = "cpu",
         logger: ScalarLogger | None = None,
@@ -169,7 +179,7 @@ class FittedValueIteration:
         self.model = model
         self.config = config
         self.policy_to_evaluate = policy
-        self.eval_env = eval_env
+        self.eval_env_fn = eval_env_fn
         self.seed = seed
         self.device = torch.device(device)
         self.logger = logger if logger is not None else NullLogger()
@@ -185,8 +195,23 @@ class FittedValueIteration:
     @torch.no_grad()
     def value(self, observations: torch.Tensor) -> torch.Tensor:
         """U(obs), shape ``(B,)``, for observations ``(B, obs_dim)``."""
+        if self.config.value_inputs == "observations":
+            return self._value_of_inputs(observations)
+        states = self.model.states_from_observations(observations.to(self.device, torch.float64))
+        return self._value_of_inputs(states)
+
+    @torch.no_grad()
+    def value_of_states(self, states: torch.Tensor) -> torch.Tensor:
+        """U(s), shape ``(B,)``, for model states ``(B, state_dim)``."""
+        return self._value_of_inputs(self.inputs_of(states))
+
+    def inputs_of(self, states: torch.Tensor) -> torch.Tensor:
+        """What the approximator sees of model states: observations, or the states themselves."""
+        return self.model.observe(states) if self.config.value_inputs == "observations" else states
+
+    def _value_of_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         self.approximator.eval()
-        return self.approximator(observations.to(self.device, self._dtype)).squeeze(-1)
+        return self.approximator(inputs.to(self.device, self._dtype)).squeeze(-1)
 
     @torch.no_grad()
     def q_values(self, observations: torch.Tensor) -> torch.Tensor:
@@ -231,7 +256,7 @@ class FittedValueIteration:
                 bar.update(iteration, residual=float(residual.max()))
             if cfg.image_every and iteration % cfg.image_every == 0 and self.value_image:
                 self.value_image(iteration)
-            if cfg.eval_every and iteration % cfg.eval_every == 0 and self.eval_env is not None:
+            if cfg.eval_every and iteration % cfg.eval_every == 0 and self.eval_env_fn is not None:
                 self._log_eval(self.evaluate_returns(), iteration)
             if float(change) < cfg.tolerance:
                 converged = True
@@ -253,7 +278,7 @@ class FittedValueIteration:
             "fit_time_s": fit_time,
             "backups_per_s": iteration * backups.num_states * backups.num_branches / fit_time,
         }
-        if self.eval_env is not None:
+        if self.eval_env_fn is not None:
             returns = self.evaluate_returns()
             self._log_eval(returns, iteration)
             metrics.update(
@@ -264,12 +289,14 @@ class FittedValueIteration:
         return FVIResult(metrics=metrics, history=history)
 
     def evaluate_returns(self, num_episodes: int | None = None) -> np.ndarray:
-        """Returns of the greedy lookahead policy in ``eval_env``, one per episode."""
-        if self.eval_env is None:
-            raise ValueError("no eval_env was given")
+        """Returns of the greedy lookahead policy in the real env, one per episode."""
+        if self.eval_env_fn is None:
+            raise ValueError("no eval_env_fn was given")
         policy = self._policy_for_eval()
         episodes = num_episodes or self.config.eval_episodes
-        return evaluate_policy(policy, self.eval_env, episodes, self.seed + 10**6, self.device)
+        return evaluate_policy_batched(
+            policy, self.eval_env_fn, episodes, self.seed + 10**6, self.device
+        )
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -299,14 +326,17 @@ class FittedValueIteration:
             axes = [torch.linspace(0, 1, cfg.grid_points, dtype=torch.float64)] * model.state_dim
             unit = torch.stack([m.flatten() for m in torch.meshgrid(*axes, indexing="ij")], 1)
             return low + unit.to(self.device) * (high - low)
-        # vertices: the approximator's own grid, mapped from its unit box to observations
+        # vertices: the approximator's own grid, mapped from its unit box to its inputs
         unit = self.approximator.features.vertices(torch.float64).to(self.device)
         normalizer = self.approximator.normalizer
         if normalizer is None:
             raise ValueError("sampling='vertices' needs an approximator with a BoxNormalizer")
-        obs_low = normalizer.low.to(self.device, torch.float64)
-        obs_high = normalizer.high.to(self.device, torch.float64)
-        return model.states_from_observations(obs_low + unit * (obs_high - obs_low))
+        input_low = normalizer.low.to(self.device, torch.float64)
+        input_high = normalizer.high.to(self.device, torch.float64)
+        inputs = input_low + unit * (input_high - input_low)
+        if cfg.value_inputs == "states":
+            return inputs
+        return model.states_from_observations(inputs)
 
     def _actions_for(self, states: torch.Tensor) -> torch.Tensor:
         """``(B, num_branches)`` actions to back up from each state."""
@@ -320,18 +350,20 @@ class FittedValueIteration:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """E[r] and E[(1 - d) U(s')] for each state and action, both ``(B, A)``."""
         actions = actions.expand(len(states), -1) if actions.ndim == 1 else actions
-        num_branches, samples = actions.shape[1], self.config.num_next_samples
-        flat_states = states.repeat_interleave(num_branches * samples, dim=0)
-        flat_actions = actions.repeat_interleave(samples, dim=1).reshape(-1)
-        next_states, rewards, terminated = self.model.step(
-            flat_states, flat_actions, self.generator
+        num_branches = actions.shape[1]
+        outcomes = self.model.outcomes(
+            states.repeat_interleave(num_branches, dim=0),
+            actions.reshape(-1),
+            self.config.num_next_samples,
+            self.generator,
         )
-        next_values = self.value(self.model.observe(next_states)).to(torch.float64)
-        shape = (len(states), num_branches, samples)
-        not_done = (~terminated).to(torch.float64)
-        expected_reward = rewards.to(torch.float64).reshape(shape).mean(2)
-        expected_next = (not_done * next_values).reshape(shape).mean(2)
-        return expected_reward, expected_next
+        next_values = self.value_of_states(outcomes.next_states).to(torch.float64)
+        not_done = (~outcomes.terminated).to(torch.float64)
+        weights = outcomes.weights  # (B * A, K)
+        shape = (len(states), num_branches)
+        expected_reward = (weights * outcomes.rewards.to(torch.float64).view_as(weights)).sum(1)
+        expected_next = (weights * (not_done * next_values).view_as(weights)).sum(1)
+        return expected_reward.view(shape), expected_next.view(shape)
 
     def _log_iteration(
         self,
@@ -373,7 +405,7 @@ class _Backups:
     def __init__(self, fvi: FittedValueIteration, states: torch.Tensor) -> None:
         self.fvi = fvi
         self.states = states
-        self.observations = fvi.model.observe(states)
+        self.inputs = fvi.inputs_of(states)
         self.actions = fvi._actions_for(states)
         self.num_states, self.num_branches = self.actions.shape
 
@@ -384,7 +416,7 @@ class _Backups:
         return cls(fvi, states)
 
     def current_values(self) -> torch.Tensor:
-        return self.fvi.value(self.observations).to(torch.float64)
+        return self.fvi._value_of_inputs(self.inputs).to(torch.float64)
 
     def targets(self) -> torch.Tensor:
         rewards, next_values = self.fvi._lookahead(self.states, self.actions)
@@ -393,7 +425,7 @@ class _Backups:
     def fit(self, targets: torch.Tensor) -> None:
         fvi, cfg = self.fvi, self.fvi.config
         fvi.approximator.train()
-        x = self.observations.to(fvi._dtype)
+        x = self.inputs.to(fvi._dtype)
         y = targets.to(fvi._dtype).unsqueeze(1)
         minibatch_steps(
             fvi.approximator, x, y, fvi.optimizer, cfg.fit_steps, cfg.batch_size, fvi.generator
@@ -408,25 +440,29 @@ class _LinearBackups(_Backups):
         self.has_bias = approximator.linear.bias is not None
         features = _FeatureMatrix(approximator)
         self.identity_fit = cfg.sampling == "vertices" and not cfg.resample and not self.has_bias
-        self.phi = None if self.identity_fit else features(self.observations)
-        self.operator = (
-            None
-            if self.identity_fit
-            else _least_squares_operator(self.phi, cfg.ridge, self.has_bias)
-        )
-        # E[r] and E[(1 - d) φ(s')] per action, over next-state samples
-        self.rewards = []
-        self.next_features = []
-        samples = cfg.num_next_samples
+        self.phi = None if self.identity_fit else features(self.inputs)
+        self.operator = None if self.identity_fit else _operator(self.phi, cfg.ridge, self.has_bias)
+        # E[r] and E[(1 - d) φ(s')] per action, over the model's outcomes
+        self.rewards: list[torch.Tensor] = []
+        self.next_features: list[torch.Tensor] = []
+        self.not_done: list[torch.Tensor] = []
         for branch in range(self.num_branches):
-            actions = self.actions[:, branch].repeat_interleave(samples)
-            flat_states = states.repeat_interleave(samples, dim=0)
-            next_states, rewards, terminated = fvi.model.step(flat_states, actions, fvi.generator)
-            phi_next = features(fvi.model.observe(next_states))
-            not_done = (~terminated).to(torch.float64)
-            self.rewards.append(rewards.to(torch.float64).reshape(-1, samples).mean(1))
-            self.next_features.append(_discounted_mean(phi_next, not_done, samples))
-        self.theta = _weights(approximator)
+            outcomes = fvi.model.outcomes(
+                states, self.actions[:, branch], cfg.num_next_samples, fvi.generator
+            )
+            weights = outcomes.weights
+            rewards = outcomes.rewards.to(torch.float64).view_as(weights)
+            self.rewards.append((weights * rewards).sum(1))
+            row_weights = (~outcomes.terminated).to(torch.float64) * weights.reshape(-1)
+            phi_next = features(fvi.inputs_of(outcomes.next_states))
+            self.next_features.append(_weighted_sum(phi_next, row_weights, weights.shape[1]))
+            self.not_done.append(row_weights.view_as(weights).sum(1))  # E[1 - d], for the bias
+        self.stacked_features = self.stacked_rewards = self.stacked_not_done = None
+        if not self.next_features[0].is_sparse:
+            self.stacked_features = torch.stack(self.next_features)  # (A, N, k)
+            self.stacked_rewards = torch.stack(self.rewards)  # (A, N)
+            self.stacked_not_done = torch.stack(self.not_done)
+        self.theta = approximator.get_theta().squeeze(1)
 
     def current_values(self) -> torch.Tensor:
         if self.identity_fit:
@@ -435,15 +471,26 @@ class _LinearBackups(_Backups):
 
     def targets(self) -> torch.Tensor:
         gamma = self.fvi.config.gamma
-        values = [
-            rewards + gamma * _apply(phi_next, self.theta, self.has_bias)
-            for rewards, phi_next in zip(self.rewards, self.next_features, strict=True)
-        ]
+        if self.stacked_features is not None:  # dense: all actions in one batched product
+            weights = self.theta[:-1] if self.has_bias else self.theta
+            next_values = self.stacked_features @ weights  # (A, N)
+            if self.has_bias:
+                next_values = next_values + self.theta[-1] * self.stacked_not_done
+            return (self.stacked_rewards + gamma * next_values).max(dim=0).values
+        weights = self.theta[:-1] if self.has_bias else self.theta
+        values = []
+        for rewards, phi_next, not_done in zip(
+            self.rewards, self.next_features, self.not_done, strict=True
+        ):
+            next_value = (phi_next @ weights.unsqueeze(1)).squeeze(1)  # E[(1 - d) w·φ(s')]
+            if self.has_bias:
+                next_value = next_value + self.theta[-1] * not_done  # + E[1 - d] b
+            values.append(rewards + gamma * next_value)
         return torch.stack(values, dim=1).max(dim=1).values
 
     def fit(self, targets: torch.Tensor) -> None:
         self.theta = targets.clone() if self.identity_fit else self.operator @ targets
-        _set_weights(self.fvi.approximator, self.theta)
+        self.fvi.approximator.set_theta(self.theta.unsqueeze(1))
 
 
 class _FeatureMatrix:
@@ -469,46 +516,28 @@ def _apply(phi: torch.Tensor, theta: torch.Tensor, has_bias: bool) -> torch.Tens
     return values + theta[-1] if has_bias else values
 
 
-def _discounted_mean(phi_next: torch.Tensor, not_done: torch.Tensor, samples: int) -> torch.Tensor:
-    """E[(1 - d) φ(s')] per state from ``(N * samples, k)`` successor features, ``(N, k)``."""
+def _weighted_sum(
+    phi_next: torch.Tensor, row_weights: torch.Tensor, per_state: int
+) -> torch.Tensor:
+    """Σ_k w_k φ(s'_k) per state from ``(N * per_state, k)`` outcome features: ``(N, k)``.
+
+    With ``w = p (1 - d)`` this is E[(1 - d) φ(s')]; sparse features stay sparse.
+    """
     if not phi_next.is_sparse:
-        weighted = phi_next * not_done.unsqueeze(1)
-        return weighted.reshape(-1, samples, phi_next.shape[1]).mean(1)
+        weighted = phi_next * row_weights.unsqueeze(1)
+        return weighted.reshape(-1, per_state, phi_next.shape[1]).sum(1)
     phi_next = phi_next.coalesce()
     rows, columns = phi_next.indices()
-    values = phi_next.values() * not_done[rows] / samples
-    shape = (len(not_done) // samples, phi_next.shape[1])
-    # coalescing sums the entries that samples of one state share
+    values = phi_next.values() * row_weights[rows]
+    shape = (len(row_weights) // per_state, phi_next.shape[1])
+    # coalescing sums the entries that outcomes of one state share
     return torch.sparse_coo_tensor(
-        torch.stack([rows // samples, columns]), values, shape, check_invariants=False
+        torch.stack([rows // per_state, columns]), values, shape, check_invariants=False
     ).coalesce()
 
 
-def _least_squares_operator(phi: torch.Tensor, ridge: float, has_bias: bool) -> torch.Tensor:
-    """The ``(k, N)`` matrix M with θ = M y the (ridge) least-squares fit on features Φ."""
+def _operator(phi: torch.Tensor, ridge: float, has_bias: bool) -> torch.Tensor:
+    """The least-squares operator of (possibly sparse) features, with a bias column if any."""
     dense = phi.to_dense() if phi.is_sparse else phi
-    if has_bias:
-        dense = torch.cat([dense, torch.ones_like(dense[:, :1])], dim=1)
-    if ridge > 0:
-        penalty = torch.full((dense.shape[1],), ridge, dtype=dense.dtype, device=dense.device)
-        if has_bias:
-            penalty[-1] = 0.0
-        return torch.linalg.solve(dense.T @ dense + torch.diag(penalty), dense.T)
-    return torch.linalg.pinv(dense)
-
-
-def _weights(approximator: LinearApproximator) -> torch.Tensor:
-    linear = approximator.linear
-    weights = linear.weight.detach().reshape(-1).to(torch.float64)
-    if linear.bias is None:
-        return weights.clone()
-    return torch.cat([weights, linear.bias.detach().to(torch.float64)])
-
-
-@torch.no_grad()
-def _set_weights(approximator: LinearApproximator, theta: torch.Tensor) -> None:
-    linear = approximator.linear
-    num_features = linear.in_features
-    linear.weight.copy_(theta[:num_features].reshape(1, -1).to(linear.weight.dtype))
-    if linear.bias is not None:
-        linear.bias.copy_(theta[num_features:].to(linear.bias.dtype))
+    dense = with_bias_column(dense) if has_bias else dense
+    return least_squares_operator(dense, ridge, num_unpenalised=int(has_bias))

@@ -177,6 +177,7 @@ def minibatch_steps(
     generator: torch.Generator,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.mse_loss,
     rows: torch.Tensor | None = None,
+    output_index: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Take ``num_steps`` optimizer steps on random minibatches of ``(x, targets)``.
 
@@ -193,6 +194,8 @@ def minibatch_steps(
         generator: draws the minibatch rows, on ``x``'s device.
         loss_fn: ``loss_fn(prediction, target)``; MSE by default.
         rows: draw only from these rows of ``x`` (e.g. a training split); all by default.
+        output_index: fit only output ``output_index[i]`` of row ``i`` (e.g. the action taken,
+            for Q(s, a)), shape ``(N,)``; ``targets`` is then ``(N, 1)``.
 
     Returns:
         The loss of the last step, a 0-d tensor (NaN when ``num_steps`` is 0).
@@ -204,7 +207,10 @@ def minibatch_steps(
         batch = torch.randint(num_rows, (batch_size,), generator=generator, device=x.device)
         if rows is not None:
             batch = rows[batch]
-        loss = loss_fn(approximator(x[batch]), targets[batch])
+        prediction = approximator(x[batch])
+        if output_index is not None:
+            prediction = prediction.gather(1, output_index[batch].unsqueeze(1))
+        loss = loss_fn(prediction, targets[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -67,7 +67,28 @@ class LinearApproximator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Evaluate the model on ``(B, in_dim)`` inputs; returns ``(B, out_dim)``."""
-        return self.linear(self.feature_matrix(x))
+        sparse_features = getattr(self.features, "sparse_forward", None)
+        if sparse_features is None:
+            return self.linear(self.feature_matrix(x))
+        # Grids of many features with few nonzero per row (multilinear interpolation).
+        z = self.normalizer(x) if self.normalizer is not None else x
+        out = torch.sparse.mm(sparse_features(z), self.linear.weight.T)
+        return out if self.linear.bias is None else out + self.linear.bias
+
+    def get_theta(self) -> torch.Tensor:
+        """All weights as one float64 matrix ``(num_features [+ 1 bias row], out_dim)``."""
+        theta = self.linear.weight.detach().T.to(torch.float64)
+        if self.linear.bias is None:
+            return theta.clone()
+        return torch.cat([theta, self.linear.bias.detach().to(torch.float64).unsqueeze(0)])
+
+    @torch.no_grad()
+    def set_theta(self, theta: torch.Tensor) -> None:
+        """Set the weights from a matrix shaped like :meth:`get_theta`'s."""
+        num_features = self.linear.in_features
+        self.linear.weight.copy_(theta[:num_features].T.to(self.linear.weight.dtype))
+        if self.linear.bias is not None:
+            self.linear.bias.copy_(theta[num_features].to(self.linear.bias.dtype))
 
     @torch.no_grad()
     def fit_least_squares(
@@ -95,29 +116,43 @@ class LinearApproximator(nn.Module):
             raise ValueError(
                 f"y has {targets.shape[1]} columns but the model has out_dim={self.out_dim}"
             )
-        phi = self.feature_matrix(x).double()
         has_bias = self.linear.bias is not None
-        if has_bias:
-            phi = torch.cat([phi, torch.ones_like(phi[:, :1])], dim=1)
-        theta = _solve_least_squares(phi, targets, ridge, num_unpenalised=int(has_bias))
-        weight = theta[: self.linear.in_features].T
-        self.linear.weight.copy_(weight.to(self.linear.weight.dtype))
-        if has_bias:
-            self.linear.bias.copy_(theta[-1].to(self.linear.bias.dtype))
+        phi = self.feature_matrix(x).double()
+        phi = with_bias_column(phi) if has_bias else phi
+        if ridge > 0.0 or phi.device.type != "cpu":
+            theta = least_squares_operator(phi, ridge, num_unpenalised=int(has_bias)) @ targets
+        else:
+            theta = torch.linalg.lstsq(phi, targets, driver="gelsd").solution
+        self.set_theta(theta)
         return self
 
 
-def _solve_least_squares(
-    phi: torch.Tensor, targets: torch.Tensor, ridge: float, num_unpenalised: int
+def with_bias_column(phi: torch.Tensor) -> torch.Tensor:
+    """Append a column of ones to a feature matrix ``(N, k)``, giving ``(N, k + 1)``."""
+    return torch.cat([phi, torch.ones_like(phi[:, :1])], dim=1)
+
+
+def least_squares_operator(
+    phi: torch.Tensor, ridge: float = 0.0, num_unpenalised: int = 0
 ) -> torch.Tensor:
-    """Solve ``min ‖Φθ - y‖² + ridge‖θ[:-num_unpenalised]‖²`` for θ, shape ``(k, out_dim)``."""
+    r"""The matrix M with θ = M y solving ``min ‖Φθ - y‖² + ridge ‖θ[:-num_unpenalised]‖²``.
+
+    Iterative algorithms (fitted value and Q iteration) regress new targets on the same
+    features again and again; factoring once makes each fit one matrix-vector product. With
+    ``ridge=0`` it is the pseudo-inverse: the minimum-norm solution, also on CUDA, whose
+    ``lstsq`` handles only full-rank systems.
+
+    Args:
+        phi: feature matrix ``(N, k)``, dense.
+        ridge: L2 penalty λ ≥ 0.
+        num_unpenalised: trailing columns left out of the penalty (a bias column).
+
+    Returns:
+        ``(k, N)``.
+    """
     if ridge > 0.0:
         penalty = torch.full((phi.shape[1],), ridge, dtype=phi.dtype, device=phi.device)
         if num_unpenalised:
             penalty[-num_unpenalised:] = 0.0
-        gram = phi.T @ phi + torch.diag(penalty)
-        return torch.linalg.solve(gram, phi.T @ targets)
-    if phi.device.type == "cpu":
-        return torch.linalg.lstsq(phi, targets, driver="gelsd").solution
-    # CUDA's lstsq handles only full-rank systems; the pseudo-inverse is the min-norm answer.
-    return torch.linalg.pinv(phi) @ targets
+        return torch.linalg.solve(phi.T @ phi + torch.diag(penalty), phi.T)
+    return torch.linalg.pinv(phi)

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import NamedTuple
 
 import gymnasium as gym
 import torch
 
 from rlapprox._validation import check_positive_int
+
+
+class Outcomes(NamedTuple):
+    """The possible results of B (state, action) pairs, K per pair, with their weights.
+
+    Attributes:
+        next_states: ``(B * K, state_dim)``; rows ``i * K .. i * K + K - 1`` belong to pair i.
+        rewards: ``(B * K,)``.
+        terminated: ``(B * K,)``, bool.
+        weights: ``(B, K)``, each row summing to 1: probabilities, or 1/K for K samples.
+    """
+
+    next_states: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+    weights: torch.Tensor
 
 
 class GenerativeModel(ABC):
@@ -30,7 +47,10 @@ class GenerativeModel(ABC):
         state_high: upper corner of that region, shape ``(state_dim,)``, float64.
         max_episode_steps: the env's time limit (episodes are truncated there).
         state_names: one short name per state dimension (axis labels of value images).
+        stochastic: whether :meth:`step` draws randomness (then expectations need samples).
     """
+
+    stochastic: bool = False
 
     env_id: str
     state_dim: int
@@ -70,6 +90,34 @@ class GenerativeModel(ABC):
     @abstractmethod
     def initial_states(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` states from the env's reset distribution, ``(n, state_dim)``, float64."""
+
+    def outcomes(
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        num_samples: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> Outcomes:
+        """What each (state, action) can lead to, with weights, for expected backups.
+
+        Deterministic models return their one outcome (K = 1). Stochastic ones return
+        ``num_samples`` draws weighted 1/K; a model with few possible outcomes can override
+        this to return all of them with their probabilities, making expectations exact.
+
+        Args:
+            states: shape ``(B, state_dim)``.
+            actions: shape ``(B,)``, long.
+            num_samples: draws per pair for stochastic models.
+            generator: their randomness.
+        """
+        samples = num_samples if self.stochastic else 1
+        flat_states = states.repeat_interleave(samples, dim=0)
+        flat_actions = actions.repeat_interleave(samples)
+        next_states, rewards, terminated = self.step(flat_states, flat_actions, generator)
+        weights = torch.full(
+            (len(states), samples), 1.0 / samples, dtype=torch.float64, device=states.device
+        )
+        return Outcomes(next_states, rewards, terminated, weights)
 
     def sample_states(
         self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64

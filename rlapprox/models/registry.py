@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rlapprox.models.acrobot import AcrobotModel
 from rlapprox.models.base import GenerativeModel
 from rlapprox.models.cartpole import CartPoleModel
+from rlapprox.models.lqr import LQR_ENV_ID, LQRModel
 from rlapprox.models.mountain_car import MountainCarModel
 from rlapprox.models.pendulum import PendulumModel
 
-#: Gymnasium id -> model class; add an entry to give another env a model.
-MODELS: dict[str, type[GenerativeModel]] = {
+#: Gymnasium id -> model constructor; add an entry to give another env a model.
+MODELS: dict[str, Callable[..., GenerativeModel]] = {
     "MountainCar-v0": MountainCarModel,
     "CartPole-v1": CartPoleModel,
     "Acrobot-v1": AcrobotModel,
     "Pendulum-v1": PendulumModel,
+    LQR_ENV_ID: LQRModel.from_system,
 }
 
 

@@ -347,11 +347,18 @@ def test_invalid_choices_are_rejected():
 
 
 def test_make_model_builds_every_registered_model():
-    assert set(MODELS) == {"MountainCar-v0", "CartPole-v1", "Acrobot-v1", "Pendulum-v1"}
-    for env_id, cls in MODELS.items():
+    assert set(MODELS) == {
+        "MountainCar-v0",
+        "CartPole-v1",
+        "Acrobot-v1",
+        "Pendulum-v1",
+        "rlapprox/LQR-v0",
+    }
+    for env_id in MODELS:
         model = make_model(env_id)
-        assert type(model) is cls
+        assert isinstance(model, GenerativeModel)
         assert model.env_id == env_id
+    assert make_model("rlapprox/LQR-v0", system="2d").state_dim == 2
     assert make_model("Pendulum-v1", num_torques=3).num_actions == 3
     assert make_model("CartPole-v1", force_mag=5.0).force_mag == 5.0
 
