@@ -381,6 +381,12 @@ def _run_fvi(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> 
     fvi.value_image = _value_image_logger(fvi.value_of_states, model, logger, "U(s)")
     result = fvi.run()
     metrics = {"env": cfg.env.id, "env_steps": 0, "gamma": fvi_config.gamma, **result.metrics}
+    if hasattr(model, "optimal_value"):  # a closed-form optimum to compare with (LQR)
+        generator = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+        states = model.sample_states(1000, generator)
+        exact = model.optimal_value(states, fvi_config.gamma)
+        error = (fvi.value_of_states(states).double() - exact).abs().max() / exact.abs().max()
+        metrics["optimal_value_rel_error"] = float(error)
     return RunOutcome(
         metrics=metrics,
         state={"approximator": approximator.state_dict()},

@@ -36,6 +36,8 @@ def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None =
         ConfigError: a config value that cannot work (before training starts).
         DivergenceError: the loss became NaN or infinite (the last good checkpoint is kept).
     """
+    if "hydra" in cfg:  # composed with return_hydra_config=True (tests, notebooks)
+        cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     choices = dict(choices or {})

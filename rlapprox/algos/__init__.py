@@ -1,5 +1,21 @@
 """Algorithms: loops that train approximators. Each takes its pieces already built."""
 
+from rlapprox.algos.dqn import DQN, DQNConfig, DQNResult
+from rlapprox.algos.fqi import FittedQIteration, FQIConfig, FQIResult
+from rlapprox.algos.fvi import FittedValueIteration, FVIConfig, FVIResult
 from rlapprox.algos.regression import RegressionResult, fit_regression, split_train_val
 
-__all__ = ["RegressionResult", "fit_regression", "split_train_val"]
+__all__ = [
+    "DQN",
+    "DQNConfig",
+    "DQNResult",
+    "FQIConfig",
+    "FQIResult",
+    "FVIConfig",
+    "FVIResult",
+    "FittedQIteration",
+    "FittedValueIteration",
+    "RegressionResult",
+    "fit_regression",
+    "split_train_val",
+]

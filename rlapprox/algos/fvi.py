@@ -209,6 +209,7 @@ class FittedValueIteration:
         """What the approximator sees of model states: observations, or the states themselves."""
         return self.model.observe(states) if self.config.value_inputs == "observations" else states
 
+    @torch.no_grad()
     def _value_of_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         self.approximator.eval()
         return self.approximator(inputs.to(self.device, self._dtype)).squeeze(-1)
@@ -336,7 +337,15 @@ class FittedValueIteration:
         inputs = input_low + unit * (input_high - input_low)
         if cfg.value_inputs == "states":
             return inputs
-        return model.states_from_observations(inputs)
+        states = model.states_from_observations(inputs)
+        if not torch.allclose(model.observe(states), inputs, atol=1e-9):
+            # e.g. (cos θ, sin θ) grid points off the unit circle: no state shows them
+            raise ValueError(
+                f"sampling='vertices' with value_inputs='observations' needs every grid point "
+                f"to be an observation of some state, which {model.env_id} does not give; "
+                "use value_inputs='states'"
+            )
+        return states
 
     def _actions_for(self, states: torch.Tensor) -> torch.Tensor:
         """``(B, num_branches)`` actions to back up from each state."""

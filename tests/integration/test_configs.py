@@ -19,6 +19,7 @@ from torch import nn
 
 from rlapprox.approximators import BoxNormalizer
 from rlapprox.build import build_approximator, build_optimizer
+from rlapprox.envs import make_env
 from rlapprox.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -158,9 +159,12 @@ def test_experiment_composes(compose_config, option) -> None:
     assert cfg.hydra.runtime.choices.experiment == option
     _resolve_outside_hydra(cfg)
     # and what it describes builds for its own environment
-    env = gym.make(cfg.env.id)
+    env = make_env(cfg.env.id, cfg.env.get("discrete_actions"), system=cfg.env.get("system"))
     space, actions = env.observation_space, env.action_space
     env.close()
+    if cfg.env.get("obs_bounds") is not None:  # sample where the env config says states live
+        box = BoxNormalizer.from_space(space, cfg.env.obs_bounds)
+        space = gym.spaces.Box(box.low.float().numpy(), box.high.float().numpy(), dtype=np.float32)
     out_dim = int(actions.n) if isinstance(actions, gym.spaces.Discrete) else 1
     approximator = build_approximator(
         cfg.approximator, out_dim=out_dim, observation_space=space, obs_bounds=cfg.env.obs_bounds

@@ -1,0 +1,24 @@
+"""Every experiment preset runs end to end (with debug=default budgets) through train()."""
+
+from pathlib import Path
+
+import pytest
+
+from rlapprox.cli import train
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+PRESETS = sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
+COMMON_KEYS = {"algo", "env", "approximator", "optimizer", "seed", "env_steps", "wall_time_s"}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_runs_with_debug_budget(compose_config, tmp_path, preset):
+    cfg = compose_config([f"experiment={preset}", "debug=default", "logger.tensorboard=false"])
+    choices = dict(cfg.hydra.runtime.choices)
+    metrics = train(cfg, tmp_path, choices)
+    assert set(metrics) >= COMMON_KEYS
+    assert metrics["algo"] == cfg.algo.name
+    assert (tmp_path / "metrics.json").is_file()
+    assert (tmp_path / "checkpoint.pt").is_file()
+    if cfg.algo.name in ("dqn", "fvi", "fqi"):
+        assert {"eval_return_mean", "eval_return_std", "eval_episodes"} <= set(metrics)
