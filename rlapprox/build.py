@@ -7,6 +7,7 @@ bounds) never appear in YAML: they are passed here, at the call site.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from rlapprox.algos.dqn import DQN, DQNConfig
 from rlapprox.algos.fqi import FittedQIteration, FQIConfig
 from rlapprox.algos.fvi import FittedValueIteration, FVIConfig
 from rlapprox.approximators import BoxNormalizer, LinearApproximator
+from rlapprox.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from rlapprox.datasets import make_regression_data
 from rlapprox.devices import resolve_device
 from rlapprox.envs import make_env, make_vector_env
@@ -32,6 +34,7 @@ from rlapprox.loggers import ScalarLogger, Tags
 from rlapprox.models.base import GenerativeModel
 from rlapprox.models.registry import MODELS, make_model
 from rlapprox.plots import regression_figure, value_heatmap
+from rlapprox.runs import LoadedRun
 from rlapprox.seeding import seed_everything
 from rlapprox.transitions import (
     TransitionDataset,
@@ -502,3 +505,78 @@ def config_dir() -> Path:
     if (packaged / "train.yaml").is_file():
         return packaged
     return Path(__file__).resolve().parents[1] / "configs"
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
+    """Rebuild a finished run from its directory: config, approximator, policy and metrics.
+
+    The approximator is built from the saved config exactly as in training, and its weights
+    are loaded from ``checkpoint.pt`` (``weights_only``).
+
+    Args:
+        run_dir: a run directory holding ``checkpoint.pt`` and ``metrics.json``.
+        device: where the approximator goes.
+
+    Raises:
+        FileNotFoundError: if the directory has no checkpoint.
+        ConfigError: if the saved config names an unknown algorithm.
+    """
+    run_dir = Path(run_dir)
+    checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location=device)
+    cfg = OmegaConf.create(checkpoint["config"])
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    name = cfg.algo.name
+    device = torch.device(device)
+    model, gamma = None, cfg.algo.get("gamma")
+    value = q_values = None
+    if name == "regression":
+        in_dim = cfg.algo.dataset.in_dim
+        placeholder = BoxNormalizer([0.0] * in_dim, [1.0] * in_dim)  # bounds come from the state
+        approximator = build_approximator(cfg.approximator, out_dim=1, normalizer=placeholder)
+    elif name == "fvi":
+        model = _model_for(cfg)
+        fvi_config = _algo_config(cfg, FVIConfig)
+        if fvi_config.value_inputs == "states":
+            box = BoxNormalizer(model.state_low, model.state_high)
+            approximator = build_approximator(cfg.approximator, out_dim=1, normalizer=box)
+        else:
+            approximator = build_approximator(
+                cfg.approximator,
+                out_dim=1,
+                observation_space=model.observation_space,
+                obs_bounds=cfg.env.get("obs_bounds"),
+            )
+    elif name in ("dqn", "fqi"):
+        env = _eval_env(cfg)
+        space, num_actions = env.observation_space, int(env.action_space.n)
+        env.close()
+        approximator = build_approximator(
+            cfg.approximator,
+            out_dim=num_actions,
+            observation_space=space,
+            obs_bounds=cfg.env.get("obs_bounds"),
+        )
+    else:
+        raise ConfigError(f"algo: cannot load a run of unknown algorithm {name!r}")
+    approximator.load_state_dict(checkpoint["state"]["approximator"])
+    approximator = approximator.to(device).eval()
+    if name == "fvi":
+        fvi = FittedValueIteration(
+            approximator, model, fvi_config, optimizer_factory=torch.optim.SGD, device=device
+        )
+        value, q_values = fvi.value, fvi.q_values
+    elif name == "regression":
+        value = lambda x: approximator(x.to(device)).squeeze(-1)  # noqa: E731
+    else:
+        q_values = lambda obs: approximator(obs.to(device))  # noqa: E731
+    return LoadedRun(
+        run_dir=run_dir,
+        config=checkpoint["config"],
+        approximator=approximator,
+        metrics=metrics,
+        model=model,
+        gamma=gamma,
+        _value=value,
+        _q_values=q_values,
+    )

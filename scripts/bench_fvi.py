@@ -5,8 +5,9 @@ Fitted value iteration spends its time on one-step lookaheads
 .. math:: y(s) = \max_a \; r(s, a) + \gamma (1 - d(s, a)) \, U(s'_{s,a})
 
 over a set of sample states. This script times that computation two ways, on the same sample
-states and with the same fixed approximator U (a linear Fourier basis of order 3 on the
-observations, with random weights):
+states and with the same fixed approximator U with random weights: multilinear interpolation
+on a grid over the state box (``--basis multilinear``, what the FVI presets use) or a linear
+Fourier basis on the observations (``--basis fourier``):
 
 * **ours**: the env's :class:`~rlapprox.models.base.GenerativeModel`, batched over every
   (state, action) pair at once — ``model.outcomes`` on all pairs, ``U(model.observe(s'))`` in
@@ -43,8 +44,14 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
 
-from rlapprox.approximators import BoxNormalizer, LinearApproximator, linear_fourier
+from rlapprox.approximators import (
+    BoxNormalizer,
+    LinearApproximator,
+    linear_fourier,
+    linear_multilinear,
+)
 from rlapprox.devices import resolve_device
 from rlapprox.models import GenerativeModel, make_model
 
@@ -84,7 +91,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--gym-states", type=int, default=1000, help="most states the gym loop steps through"
     )
     parser.add_argument("--gamma", type=float, default=0.99, help="discount factor")
+    parser.add_argument(
+        "--basis", default="multilinear", choices=("multilinear", "fourier"), help="U's basis"
+    )
     parser.add_argument("--order", type=int, default=3, help="Fourier basis order")
+    parser.add_argument("--points", type=int, default=13, help="multilinear grid points per dim")
     parser.add_argument("--seed", type=int, default=0, help="seeds states and weights")
     parser.add_argument(
         "--threads",
@@ -130,16 +141,48 @@ def random_fourier(
     return approximator
 
 
+class ValueOnStates(nn.Module):
+    """U on observations through a state-space approximator: U(states_from_observations(o))."""
+
+    def __init__(self, model: GenerativeModel, approximator: LinearApproximator) -> None:
+        super().__init__()
+        self.model = model
+        self.approximator = approximator
+        self.features = approximator.features
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """U of observations ``(B, obs_dim)``, shape ``(B, 1)``."""
+        states = self.model.states_from_observations(observations.to(torch.float64))
+        return self.approximator(states)
+
+
+def random_multilinear(
+    model: GenerativeModel, points: int, generator: torch.Generator
+) -> ValueOnStates:
+    """Multilinear interpolation on a grid over the model's state box, random weights."""
+    box = BoxNormalizer(model.state_low, model.state_high)
+    approximator = linear_multilinear(model.state_dim, 1, points_per_dim=points, normalizer=box)
+    approximator = approximator.double()
+    theta = approximator.get_theta()
+    approximator.set_theta(torch.randn(theta.shape, generator=generator, dtype=torch.float64))
+    return ValueOnStates(model, approximator).eval()
+
+
 @torch.no_grad()
 def batched_targets(
-    model: GenerativeModel, approximator: LinearApproximator, states: torch.Tensor, gamma: float
+    model: GenerativeModel, approximator: nn.Module, states: torch.Tensor, gamma: float
 ) -> torch.Tensor:
     """``max_a E[r + γ(1 - d) U(s')]`` for every state, all pairs batched: ``(N,)``."""
     num_states, num_actions = len(states), model.num_actions
     actions = torch.arange(num_actions, device=states.device).repeat(num_states)
     outcomes = model.outcomes(states.repeat_interleave(num_actions, dim=0), actions)
     observations = model.observe(outcomes.next_states)
-    chunk = max(1, MAX_CHUNK_ELEMENTS // approximator.features.num_features)
+    # dense features (Fourier) are computed in chunks that bound memory; sparse ones in one go
+    sparse = hasattr(approximator.features, "sparse_forward")
+    chunk = (
+        len(observations) if sparse else MAX_CHUNK_ELEMENTS // approximator.features.num_features
+    )
+    chunk = max(1, chunk)
     next_values = torch.cat(
         [approximator(part).squeeze(1) for part in observations.split(chunk)]
     ).to(torch.float64)
@@ -152,7 +195,7 @@ def batched_targets(
 
 @torch.no_grad()
 def gym_loop_targets(
-    env: gym.Env, approximator: LinearApproximator, states: np.ndarray, gamma: float
+    env: gym.Env, approximator: nn.Module, states: np.ndarray, gamma: float
 ) -> np.ndarray:
     """The same targets, one ``env.step`` and one ``U(obs)`` call per (state, action)."""
     base = env.unwrapped
@@ -191,7 +234,10 @@ def bench_env(env_id: str, args: argparse.Namespace, devices: list[torch.device]
     model = make_model(env_id)
     generator = torch.Generator().manual_seed(args.seed)
     states = model.sample_states(args.states, generator)
-    approximator = random_fourier(model, states, args.order, generator)
+    if args.basis == "fourier":
+        approximator = random_fourier(model, states, args.order, generator)
+    else:
+        approximator = random_multilinear(model, args.points, generator)
 
     env = gym.make(env_id)
     env.reset(seed=args.seed)
@@ -259,10 +305,15 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     devices = devices_for(args.device)
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    basis = (
+        f"Fourier order {args.order} on observations"
+        if args.basis == "fourier"
+        else f"multilinear {args.points} points per state dim"
+    )
     print(
         f"torch {torch.__version__}, gymnasium {gym.__version__}, "
         f"{torch.get_num_threads()} CPU threads{gpu}; gym loop on the CPU over "
-        f"{min(args.states, args.gym_states)} states; Fourier order {args.order}, "
+        f"{min(args.states, args.gym_states)} states; U: {basis}, "
         f"gamma {args.gamma}, best of {args.repeats}\n"
     )
     rows = [row for env_id in args.envs for row in bench_env(env_id, args, devices)]

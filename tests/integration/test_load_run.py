@@ -1,0 +1,82 @@
+"""A finished run loads back with the same values, Q-values and greedy returns."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rlapprox
+from rlapprox.cli import train
+from rlapprox.envs import make_env
+from rlapprox.evaluation import evaluate_policy_batched
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+EVAL_SEED_OFFSET = 10**6  # the algorithms evaluate episode i from seed + 10**6 + i
+
+RUNS = {
+    "dqn": ["algo=dqn", "env=cartpole"],
+    "fvi": ["experiment=fvi_mountaincar", "approximator.points_per_dim=21"],
+    "fqi": ["algo=fqi", "env=cartpole", "approximator=linear_fourier", "approximator.order=2"],
+    "regression": ["algo=regression", "approximator=linear_sine"],
+}
+
+
+@pytest.fixture(scope="module", params=sorted(RUNS))
+def finished_run(request, tmp_path_factory):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    overrides = [*RUNS[request.param], "debug=default", "logger.tensorboard=false", "seed=7"]
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose("train", overrides=overrides)
+    GlobalHydra.instance().clear()
+    run_dir = tmp_path_factory.mktemp(request.param)
+    metrics = train(cfg, run_dir, {"approximator": "x", "optimizer": "y"})
+    return request.param, cfg, run_dir, metrics
+
+
+def test_loaded_run_has_config_metrics_and_eval_mode(finished_run):
+    algo, _, run_dir, metrics = finished_run
+    run = rlapprox.load_run(run_dir)
+    assert run.algo == algo
+    assert run.metrics.keys() == metrics.keys()
+    assert run.metrics["wall_time_s"] == metrics["wall_time_s"]
+    assert run.config["seed"] == 7
+    assert not run.approximator.training
+
+
+def test_greedy_return_matches_the_recorded_evaluation(finished_run):
+    algo, cfg, run_dir, metrics = finished_run
+    if algo == "regression":
+        pytest.skip("a regression run has no policy")
+    run = rlapprox.load_run(run_dir)
+    returns = evaluate_policy_batched(
+        run.policy,
+        lambda: make_env(cfg.env.id, cfg.env.get("discrete_actions")),
+        metrics["eval_episodes"],
+        seed=cfg.seed + EVAL_SEED_OFFSET,
+    )
+    assert float(np.mean(returns)) == pytest.approx(metrics["eval_return_mean"])
+
+
+def test_values_survive_a_second_load(finished_run):
+    algo, cfg, run_dir, _ = finished_run
+    first, second = rlapprox.load_run(run_dir), rlapprox.load_run(run_dir)
+    inputs = torch.rand(5, 1) if algo == "regression" else _observations(cfg)
+    torch.testing.assert_close(first.value(inputs), second.value(inputs))
+    if algo != "regression":
+        torch.testing.assert_close(first.q_values(inputs), second.q_values(inputs))
+        assert first.q_values(inputs).shape == (5, int(make_env(cfg.env.id).action_space.n))
+
+
+def _observations(cfg):
+    env = make_env(cfg.env.id)
+    observations = []
+    for seed in range(5):
+        obs, _ = env.reset(seed=seed)
+        observations.append(obs)
+    env.close()
+    return torch.as_tensor(np.stack(observations))
