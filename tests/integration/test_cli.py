@@ -168,6 +168,30 @@ BAD_INPUTS = {
         ["algo=dqn", "env=cartpole", "env.obs_bounds=null"],
         ["dims [1, 3]", "obs_bounds"],
     ),
+    "no-model": (
+        ["algo=fvi", "env.id=FrozenLake-v1"],
+        ["no generative model", "MountainCar-v0", "algo=dqn"],
+    ),
+    "fvi-gamma": (["algo=fvi", "env=mountaincar", "algo.gamma=0"], ["gamma", "(0, 1]"]),
+    "fvi-states": (["algo=fvi", "env=mountaincar", "algo.num_states=0"], ["num_states", ">= 1"]),
+    "fvi-iterations": (
+        ["algo=fvi", "env=mountaincar", "algo.num_iterations=0"],
+        ["num_iterations", ">= 1"],
+    ),
+    "dqn-continuous": (
+        ["algo=dqn", "env=pendulum", "env.discrete_actions=null"],
+        ["discrete actions", "env.discrete_actions"],
+    ),
+    "dqn-num-envs": (["algo=dqn", "algo.num_envs=0"], ["num_envs", ">= 1"]),
+    "dqn-buffer": (
+        ["algo=dqn", "algo.buffer_size=10"],
+        ["buffer_size (10)", "batch_size (64)"],
+    ),
+    "dqn-gamma": (["algo=dqn", "algo.gamma=1.5"], ["gamma", "(0, 1]"]),
+    "dqn-q-size": (
+        ["algo=dqn", "approximator=cnn"],
+        ["image observations"],
+    ),
 }
 
 
@@ -179,7 +203,8 @@ def bad_input_runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProc
     started = {}
     for name, (overrides, _) in BAD_INPUTS.items():
         cwd = tmp_path_factory.mktemp(name)
-        args = ["algo=regression", "debug=default", *overrides, f"hydra.run.dir={cwd / 'run'}"]
+        algo = [] if any(o.startswith("algo=") for o in overrides) else ["algo=regression"]
+        args = [*algo, "debug=default", *overrides, f"hydra.run.dir={cwd / 'run'}"]
         command = [sys.executable, "-m", "rlapprox.train", *args]
         popen = subprocess.Popen(
             command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
