@@ -1,29 +1,39 @@
 """Deep Q-learning from experience (Mnih et al. 2015) with any approximator.
 
 Paper: https://doi.org/10.1038/nature14236. Double DQN: van Hasselt et al. 2016,
-https://arxiv.org/abs/1509.06461.
+https://arxiv.org/abs/1509.06461. Prioritized replay: Schaul et al. 2016,
+https://arxiv.org/abs/1511.05952. n-step returns: Sutton & Barto 2018, ch. 7; Hessel et al.
+2018 (Rainbow), https://arxiv.org/abs/1710.02298.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
+from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
 from torch import nn
 
 from rlapprox._validation import check_choice, check_positive_int, check_range
-from rlapprox.algos.td import linear_schedule, max_next_q, polyak_update, td_target
+from rlapprox.algos.td import linear_schedule, max_next_q, polyak_update, td_loss, td_target
 from rlapprox.errors import DivergenceError
 from rlapprox.evaluation import evaluate_policy
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
-from rlapprox.replay import ReplayBuffer
+from rlapprox.replay import (
+    NStepAccumulator,
+    PrioritizedReplayBuffer,
+    ReplayBuffer,
+    TransitionBatch,
+)
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -38,7 +48,8 @@ class DQNConfig:
         buffer_size: replay capacity in transitions.
         batch_size: transitions per gradient step.
         gamma: discount factor in (0, 1].
-        learning_starts: environment steps of pure exploration before learning.
+        learning_starts: environment steps of pure exploration before learning (learning
+            also waits until the buffer holds ``batch_size`` transitions).
         train_freq: environment steps between training phases.
         gradient_steps: gradient steps per training phase.
         target_update_interval: environment steps between target-network updates.
@@ -52,6 +63,18 @@ class DQNConfig:
         eval_every: environment steps between greedy evaluations (0: only at the end).
         eval_episodes: episodes per evaluation.
         log_every: environment steps between logged training figures.
+        prioritized: sample transitions in proportion to ``(|δ| + per_eps)^per_alpha``.
+        per_alpha: prioritization exponent α in [0, 1] (0 is uniform).
+        per_beta0: importance-sampling exponent β at step 0; rises linearly to 1 at
+            ``total_steps``.
+        per_eps: added to ``|δ|`` so that every transition keeps a chance, > 0.
+        n_step: steps summed in each TD target (1: one-step Q-learning).
+        dueling: a dueling head (Wang et al. 2016); the builder wraps the approximator in
+            :class:`~rlapprox.approximators.heads.DuelingQ`, DQN itself ignores the flag.
+        checkpoint_every: environment steps between ``on_checkpoint`` calls (0: only at the
+            end).
+        save_replay: whether :meth:`DQN.state_dict` holds the replay buffer (needed for an
+            exact resume; large for image observations).
     """
 
     total_steps: int = 50_000
@@ -73,28 +96,40 @@ class DQNConfig:
     eval_every: int = 10_000
     eval_episodes: int = 10
     log_every: int = 1_000
+    prioritized: bool = False
+    per_alpha: float = 0.6
+    per_beta0: float = 0.4
+    per_eps: float = 1e-6
+    n_step: int = 1
+    dueling: bool = False
+    checkpoint_every: int = 10_000
+    save_replay: bool = True
 
     def __post_init__(self) -> None:
         """Check every field; errors name the field and what is allowed."""
         for name in ("total_steps", "num_envs", "batch_size", "train_freq", "log_every"):
             check_positive_int(name, getattr(self, name))
-        for name in ("learning_starts", "gradient_steps", "eval_every"):
+        for name in ("learning_starts", "gradient_steps", "eval_every", "checkpoint_every"):
             check_positive_int(name, getattr(self, name), minimum=0)
-        check_positive_int("target_update_interval", self.target_update_interval)
-        check_positive_int("eval_episodes", self.eval_episodes)
-        check_positive_int("buffer_size", self.buffer_size)
+        for name in ("target_update_interval", "eval_episodes", "buffer_size", "n_step"):
+            check_positive_int(name, getattr(self, name))
         if self.buffer_size < self.batch_size:
             raise ValueError(
                 f"buffer_size ({self.buffer_size}) must be >= batch_size ({self.batch_size})"
             )
+        for name in ("double_dqn", "prioritized", "dueling", "save_replay"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         check_range("gamma", self.gamma, low=0.0, high=1.0, low_inclusive=False)
         check_range("tau", self.tau, low=0.0, high=1.0, low_inclusive=False)
         check_choice("loss", self.loss, ("huber", "mse"))
         if self.max_grad_norm is not None:
             check_range("max_grad_norm", self.max_grad_norm, low=0.0)
-        check_range("exploration_fraction", self.exploration_fraction, low=0.0, high=1.0)
-        check_range("initial_epsilon", self.initial_epsilon, low=0.0, high=1.0)
-        check_range("final_epsilon", self.final_epsilon, low=0.0, high=1.0)
+        for name in ("exploration_fraction", "initial_epsilon", "final_epsilon"):
+            check_range(name, getattr(self, name), low=0.0, high=1.0)
+        check_range("per_alpha", self.per_alpha, low=0.0, high=1.0)
+        check_range("per_beta0", self.per_beta0, low=0.0, high=1.0)
+        check_range("per_eps", self.per_eps, low=0.0, low_inclusive=False)
 
 
 @dataclass
@@ -115,8 +150,15 @@ class DQN:
     """Q-learning with a replay buffer, a target network and ε-greedy exploration.
 
     Each iteration of :meth:`run` reads top to bottom: act → step → store → train (sample →
-    target → loss → step) → sync target → log → evaluate. Any approximator with one output per
-    action serves as Q: an MLP, a ConvNet, or a linear model on basis features.
+    target → loss → step) → sync target → log → evaluate/checkpoint. Any approximator with one
+    output per action serves as Q: an MLP, a ConvNet, a linear model on basis features, or a
+    :class:`~rlapprox.approximators.heads.DuelingQ` around any of them. Prioritized replay and
+    n-step targets are options of the config.
+
+    The loop's state (step, current observations, counters, buffer, generators) lives on the
+    object, so :meth:`state_dict` taken in ``on_checkpoint`` and :meth:`load_state_dict` into a
+    freshly built DQN continue the run exactly (for classic-control envs, see
+    :func:`_env_snapshot`).
 
     Args:
         q_network: maps ``(B, *obs_shape)`` observations to ``(B, num_actions)`` Q-values.
@@ -128,8 +170,8 @@ class DQN:
         seed: seeds the environments, exploration and minibatch sampling.
         device: where networks and the replay buffer live.
         logger: receives training figures.
-        on_checkpoint: called with the env step count at each evaluation and at the end,
-            e.g. to save a checkpoint.
+        on_checkpoint: called with the env step count every ``config.checkpoint_every`` env
+            steps and at the end, e.g. to save :meth:`state_dict`.
         progress: print a progress bar.
 
     Raises:
@@ -181,18 +223,23 @@ class DQN:
         self.parameters = list(self.q_network.parameters())  # walked once, not every update
         self.optimizer = optimizer_factory(self.parameters)
         obs_space = envs.single_observation_space
-        self.buffer = ReplayBuffer(
-            config.buffer_size,
-            tuple(obs_space.shape),
-            obs_dtype=torch.uint8 if obs_space.dtype == np.uint8 else torch.float32,
-            device=self.device,
+        self.buffer = self._make_buffer(obs_space)
+        self.n_step = NStepAccumulator(
+            config.n_step, config.gamma, config.num_envs, tuple(obs_space.shape), obs_space.dtype
         )
         self.logger = logger if logger is not None else NullLogger()
         self.on_checkpoint = on_checkpoint
         self.progress = progress
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
+        # the loop's state, set by run() on its first call or by load_state_dict()
+        self.step = 0
         self.num_updates = 0
+        self.num_episodes = 0
+        self.recent_returns: deque[float] = deque(maxlen=100)
+        self.eval_history: list[tuple[int, float]] = []
+        self._obs: np.ndarray | None = None
+        self._after_autoreset = np.zeros(config.num_envs, dtype=bool)
 
     @torch.no_grad()
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
@@ -206,45 +253,32 @@ class DQN:
         return actions
 
     def run(self) -> DQNResult:
-        """Collect ``total_steps`` environment steps while learning Q; evaluate at the end."""
-        cfg = self.config
-        envs, num_envs = self.envs, cfg.num_envs
-        obs, _ = envs.reset(seed=self.seed)
-        envs.action_space.seed(self.seed)
-        after_autoreset = np.zeros(num_envs, dtype=bool)
-        recent_returns: deque[float] = deque(maxlen=100)
-        eval_history: list[tuple[int, float]] = []
-        num_episodes, last_stats = 0, None
-        bar = ProgressBar(cfg.total_steps, desc="dqn", enabled=self.progress)
-        start = time.perf_counter()
-        step = 0
-        while step < cfg.total_steps:
-            # act: ε-greedy over the vector of environments
-            epsilon = linear_schedule(
-                cfg.initial_epsilon,
-                cfg.final_epsilon,
-                int(cfg.exploration_fraction * cfg.total_steps),
-                step,
-            )
-            actions = self._epsilon_greedy(obs, epsilon)
-            next_obs, rewards, terminated, truncated, infos = envs.step(actions)
-            step += num_envs
+        """Collect env steps up to ``total_steps`` while learning Q; evaluate at the end.
 
-            # store: a step right after an episode ended is Gymnasium's autoreset, not a transition
-            real = ~after_autoreset
-            self.buffer.add(
-                torch.from_numpy(obs[real]),
-                torch.from_numpy(actions[real]),
-                torch.from_numpy(np.asarray(rewards[real], dtype=np.float32)),
-                torch.from_numpy(next_obs[real]),
-                torch.from_numpy(terminated[real]),
-            )
-            after_autoreset = terminated | truncated
-            obs = next_obs  # crucial: continue from the new observation
-            num_episodes += self._log_episodes(infos, recent_returns, step)
+        A new DQN starts at step 0; one given :meth:`load_state_dict` continues from there.
+        """
+        cfg = self.config
+        num_envs = cfg.num_envs
+        if self._obs is None:
+            self._start_episodes(self.seed)
+        bar = ProgressBar(cfg.total_steps, desc="dqn", enabled=self.progress)
+        start, start_step, last_stats = time.perf_counter(), self.step, None
+        while self.step < cfg.total_steps:
+            # act: ε-greedy over the vector of environments
+            epsilon = self._epsilon()
+            actions = self._epsilon_greedy(self._obs, epsilon)
+            next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+            self.step += num_envs
+            step = self.step
+
+            # store: (n-step) transitions; the step after an episode's end is the autoreset
+            self._store(self._obs, actions, rewards, next_obs, terminated, truncated)
+            self._after_autoreset = terminated | truncated
+            self._obs = next_obs  # crucial: continue from the new observation
+            self._count_episodes(infos, step)
 
             # train: gradient steps every train_freq env steps once learning has started
-            if step >= cfg.learning_starts and _crossed(step, num_envs, cfg.train_freq):
+            if self._training_due(step):
                 for _ in range(cfg.gradient_steps):
                     last_stats = self._update()
 
@@ -252,49 +286,103 @@ class DQN:
             if _crossed(step, num_envs, cfg.target_update_interval):
                 polyak_update(self.target_network, self.q_network, cfg.tau)
 
-            # log and evaluate
+            # log, evaluate, checkpoint
             if _crossed(step, num_envs, cfg.log_every):
-                self._log_training(last_stats, epsilon, step, start)
+                self._log_training(last_stats, epsilon, step, start, start_step)
                 bar.update(min(step, cfg.total_steps))
-            if (
-                cfg.eval_every
-                and _crossed(step, num_envs, cfg.eval_every)
-                and step < cfg.total_steps
-            ):
-                eval_history.append((step, self._evaluate(step)))
+            if self._periodic(cfg.eval_every):
+                self.eval_history.append((step, self._evaluate(step)))
+            if self._periodic(cfg.checkpoint_every) and self.on_checkpoint is not None:
+                self.on_checkpoint(step)
         bar.close()
-        wall_time = time.perf_counter() - start
-        final_returns = self.evaluate_returns()
-        eval_history.append((step, float(final_returns.mean())))
-        self._log_eval(final_returns, step)
-        metrics: dict[str, float | int] = {
-            "env_steps": step,
-            "eval_return_mean": float(final_returns.mean()),
-            "eval_return_std": float(final_returns.std()),
-            "eval_episodes": len(final_returns),
-            "train_episodes": num_episodes,
-            "train_return_mean_last100": float(np.mean(recent_returns))
-            if recent_returns
-            else float("nan"),
-            "gradient_steps_done": self.num_updates,
-            "sps": step / wall_time,
-        }
-        if self.on_checkpoint is not None:
-            self.on_checkpoint(step)
-        return DQNResult(metrics=metrics, eval_history=eval_history)
+        return self._finish(time.perf_counter() - start, start_step)
 
     def evaluate_returns(self, num_episodes: int | None = None) -> np.ndarray:
         """Greedy returns in ``eval_env``, one per episode, from seeds ``seed + 10**6 + i``."""
         episodes = num_episodes or self.config.eval_episodes
         return evaluate_policy(self.policy, self.eval_env, episodes, self.seed + 10**6, self.device)
 
-    def state_dict(self) -> dict[str, object]:
-        """Networks and optimizer state for a checkpoint."""
-        return {
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the run exactly, for a checkpoint.
+
+        Networks, optimizer, counters, recent returns, evaluation history, both random
+        generators, the waiting n-step transitions, the current observations with the vector
+        env's state (see :func:`_env_snapshot`; ``None`` for envs it does not cover) and, when
+        ``config.save_replay``, the replay buffer. Only tensors and plain Python containers:
+        it loads with ``torch.load(..., weights_only=True)``. Tensors may share memory with
+        the live run (as :meth:`torch.nn.Module.state_dict` does): save them before stepping on.
+        """
+        state: dict[str, Any] = {
             "approximator": self.q_network.state_dict(),
             "target_approximator": self.target_network.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "counters": {
+                "step": self.step,
+                "num_updates": self.num_updates,
+                "num_episodes": self.num_episodes,
+            },
+            "recent_returns": list(self.recent_returns),
+            "eval_history": [[step, mean] for step, mean in self.eval_history],
+            "rng": self.rng.bit_generator.state,
+            "torch_generator": self.generator.get_state(),
+            "n_step": self.n_step.state_dict(),
+            "loop": self._loop_state(),
         }
+        if self.config.save_replay:
+            state["replay"] = self.buffer.state_dict()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; :meth:`run` then continues from its step.
+
+        Build this DQN as the saved one was built (same config and seed, fresh envs of the same
+        id); the envs are reset and put back into their saved state. Without a saved replay
+        buffer, learning resumes from an empty one; without an env snapshot, from fresh
+        episodes (a warning says so): neither is an exact continuation.
+
+        Raises:
+            ValueError: if ``state`` holds no training state, or a buffer of another size.
+        """
+        if "counters" not in state:
+            raise ValueError(
+                "this DQN checkpoint holds only network weights, not the state needed to resume"
+            )
+        self.q_network.load_state_dict(state["approximator"])
+        self.target_network.load_state_dict(state["target_approximator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        counters = state["counters"]
+        self.step = int(counters["step"])
+        self.num_updates = int(counters["num_updates"])
+        self.num_episodes = int(counters["num_episodes"])
+        self.recent_returns = deque(state["recent_returns"], maxlen=100)
+        self.eval_history = [(int(step), float(mean)) for step, mean in state["eval_history"]]
+        self.rng.bit_generator.state = state["rng"]
+        self.generator.set_state(state["torch_generator"])
+        if "replay" in state:
+            self.buffer.load_state_dict(state["replay"])
+        self.n_step.load_state_dict(state["n_step"])
+        self._restore_loop(state["loop"])
+
+    def _make_buffer(self, obs_space: gym.Space) -> ReplayBuffer | PrioritizedReplayBuffer:
+        cfg = self.config
+        shape = tuple(obs_space.shape)
+        dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
+        if cfg.prioritized:
+            return PrioritizedReplayBuffer(
+                cfg.buffer_size, shape, dtype, self.device, alpha=cfg.per_alpha, eps=cfg.per_eps
+            )
+        return ReplayBuffer(cfg.buffer_size, shape, dtype, self.device)
+
+    def _start_episodes(self, seed: int) -> None:
+        obs, _ = self.envs.reset(seed=seed)
+        self.envs.action_space.seed(seed)
+        self._obs = obs
+        self._after_autoreset = np.zeros(self.config.num_envs, dtype=bool)
+
+    def _epsilon(self) -> float:
+        cfg = self.config
+        duration = int(cfg.exploration_fraction * cfg.total_steps)
+        return linear_schedule(cfg.initial_epsilon, cfg.final_epsilon, duration, self.step)
 
     def _epsilon_greedy(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
         num_envs = len(obs)
@@ -305,21 +393,55 @@ class DQN:
         random_actions = self.rng.integers(self.num_actions, size=num_envs)
         return np.where(explore, random_actions, greedy)
 
+    def _store(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> None:
+        """Add the step's finished (n-step) transitions; an autoreset step adds none."""
+        columns = self.n_step.push(
+            obs, actions, rewards, next_obs, terminated, truncated, real=~self._after_autoreset
+        )
+        self.buffer.add(*map(torch.from_numpy, columns))
+
+    def _training_due(self, step: int) -> bool:
+        cfg = self.config
+        return (
+            step >= cfg.learning_starts
+            and _crossed(step, cfg.num_envs, cfg.train_freq)
+            and len(self.buffer) >= cfg.batch_size
+        )
+
+    def _periodic(self, period: int) -> bool:
+        """True when a ``period``-step event (0: none) falls in the last vector step."""
+        cfg = self.config
+        return (
+            period > 0 and _crossed(self.step, cfg.num_envs, period) and self.step < cfg.total_steps
+        )
+
+    def _sample(self) -> tuple[TransitionBatch, torch.Tensor | None, torch.Tensor | None]:
+        """A minibatch, its importance weights and rows (both ``None`` for uniform replay)."""
+        cfg = self.config
+        if isinstance(self.buffer, PrioritizedReplayBuffer):
+            beta = linear_schedule(cfg.per_beta0, 1.0, cfg.total_steps, self.step)
+            return self.buffer.sample(cfg.batch_size, self.generator, beta)
+        return self.buffer.sample(cfg.batch_size, self.generator), None, None
+
     def _update(self) -> dict[str, torch.Tensor]:
         cfg = self.config
-        batch = self.buffer.sample(cfg.batch_size, self.generator)
+        batch, weights, rows = self._sample()
         with torch.no_grad():
             next_q_target = self.target_network(batch.next_obs)
             next_q_online = self.q_network(batch.next_obs) if cfg.double_dqn else None
-            targets = td_target(
-                batch.rewards, max_next_q(next_q_target, next_q_online), batch.terminated, cfg.gamma
-            )
+            next_values = max_next_q(next_q_target, next_q_online)
+            targets = td_target(batch.rewards, next_values, batch.terminated, batch.discounts)
         q_all = self.q_network(batch.obs)
         q_taken = q_all.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
-        if cfg.loss == "huber":
-            loss = F.smooth_l1_loss(q_taken, targets)
-        else:
-            loss = F.mse_loss(q_taken, targets)
+        loss = td_loss(q_taken, targets, cfg.loss, weights)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         stats = {"loss": loss.detach(), "q": q_all.detach()}
@@ -327,14 +449,41 @@ class DQN:
             norm = nn.utils.clip_grad_norm_(self.parameters, cfg.max_grad_norm)
             stats["grad_norm"] = norm.detach()
         self.optimizer.step()
+        if rows is not None:
+            self.buffer.update_priorities(rows, targets - q_taken.detach())
         self.num_updates += 1
         return stats
 
+    def _finish(self, wall_time: float, start_step: int) -> DQNResult:
+        """Final greedy evaluation, metrics and checkpoint."""
+        final_returns = self.evaluate_returns()
+        self.eval_history.append((self.step, float(final_returns.mean())))
+        self._log_eval(final_returns, self.step)
+        recent = self.recent_returns
+        metrics: dict[str, float | int] = {
+            "env_steps": self.step,
+            "eval_return_mean": float(final_returns.mean()),
+            "eval_return_std": float(final_returns.std()),
+            "eval_episodes": len(final_returns),
+            "train_episodes": self.num_episodes,
+            "train_return_mean_last100": float(np.mean(recent)) if recent else float("nan"),
+            "gradient_steps_done": self.num_updates,
+            "sps": (self.step - start_step) / wall_time if wall_time > 0 else 0.0,
+        }
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.step)
+        return DQNResult(metrics=metrics, eval_history=list(self.eval_history))
+
     def _log_training(
-        self, stats: dict[str, torch.Tensor] | None, epsilon: float, step: int, start: float
+        self,
+        stats: dict[str, torch.Tensor] | None,
+        epsilon: float,
+        step: int,
+        start: float,
+        start_step: int,
     ) -> None:
         self.logger.scalar(Tags.EPSILON, epsilon, step)
-        self.logger.scalar(Tags.SPS, step / (time.perf_counter() - start), step)
+        self.logger.scalar(Tags.SPS, (step - start_step) / (time.perf_counter() - start), step)
         if stats is None:
             return
         loss = stats["loss"].item()
@@ -352,30 +501,175 @@ class DQN:
             self.logger.scalar(Tags.TRAIN_GRAD_NORM, stats["grad_norm"], step)
         self.logger.histograms(self.q_network, self.num_updates)
 
-    def _log_episodes(self, infos: dict, recent_returns: deque[float], step: int) -> int:
+    def _count_episodes(self, infos: dict, step: int) -> None:
         finished = infos.get("_episode")
         if finished is None or not finished.any():
-            return 0
+            return
         for episode_return, length in zip(
             infos["episode"]["r"][finished], infos["episode"]["l"][finished], strict=True
         ):
-            recent_returns.append(float(episode_return))
+            self.recent_returns.append(float(episode_return))
             self.logger.scalar(Tags.EPISODIC_RETURN, float(episode_return), step)
             self.logger.scalar(Tags.EPISODIC_LENGTH, int(length), step)
-        return int(finished.sum())
+        self.num_episodes += int(finished.sum())
 
     def _evaluate(self, step: int) -> float:
         returns = self.evaluate_returns()
         self._log_eval(returns, step)
-        if self.on_checkpoint is not None:
-            self.on_checkpoint(step)
         return float(returns.mean())
 
     def _log_eval(self, returns: np.ndarray, step: int) -> None:
         self.logger.scalar(Tags.EVAL_RETURN_MEAN, float(returns.mean()), step)
         self.logger.scalar(Tags.EVAL_RETURN_STD, float(returns.std()), step)
 
+    def _loop_state(self) -> dict[str, Any] | None:
+        """Current observations, autoreset mask and env snapshot; ``None`` before run()."""
+        if self._obs is None:
+            return None
+        try:
+            envs: dict[str, Any] | None = _env_snapshot(self.envs)
+            reason = None
+        except ValueError as err:
+            envs, reason = None, str(err)
+        return {
+            "obs": torch.from_numpy(np.array(self._obs)),
+            "after_autoreset": torch.from_numpy(self._after_autoreset.copy()),
+            "envs": envs,
+            "envs_not_saved_because": reason,
+        }
+
+    def _restore_loop(self, loop: Mapping[str, Any] | None) -> None:
+        if loop is None:  # saved before run(): run() starts the episodes
+            self._obs = None
+            return
+        if loop["envs"] is None:
+            warnings.warn(
+                f"DQN resumes from fresh episodes, not exactly: {loop['envs_not_saved_because']}",
+                stacklevel=3,
+            )
+            self._start_episodes(self.seed + self.step)
+            self.n_step.clear()
+            return
+        self._start_episodes(self.seed)
+        _restore_env(self.envs, loop["envs"])
+        self._obs = loop["obs"].numpy().copy()
+        self._after_autoreset = loop["after_autoreset"].numpy().copy()
+
 
 def _crossed(step: int, increment: int, period: int) -> bool:
     """True when the count went past a multiple of ``period`` in its last ``increment``."""
     return step // period != (step - increment) // period
+
+
+# ---------------------------------------------------------------------------------------------
+# Vector-env snapshots for an exact resume. Gymnasium envs cannot be snapshotted in general; the
+# classic-control ones keep all their state in `unwrapped.state` (plus CartPole's
+# `steps_beyond_terminated`), their `np_random` generator and TimeLimit's step count.
+
+_STATELESS_WRAPPERS = (OrderEnforcing, PassiveEnvChecker, gym.ActionWrapper)
+
+
+def _env_snapshot(envs: gym.vector.VectorEnv) -> dict[str, Any]:
+    """The state of a vector of classic-control envs, as tensors and plain Python values.
+
+    Covers a ``SyncVectorEnv`` (optionally inside ``RecordEpisodeStatistics``) whose sub-envs
+    keep all their state in ``unwrapped.state`` (plus ``steps_beyond_terminated`` for
+    CartPole), their ``np_random`` generator and ``TimeLimit``'s elapsed steps, wrapped only by
+    ``TimeLimit``, ``OrderEnforcing``, ``PassiveEnvChecker`` or action wrappers: the
+    classic-control envs as :func:`rlapprox.envs.make_vector_env` makes them. Also saves the
+    vector env's autoreset mask and the episode-statistics accumulators.
+
+    Raises:
+        ValueError: for any other env, naming the part that cannot be saved.
+    """
+    vector, stats = _vector_layers(envs)
+    return {
+        "autoreset": torch.from_numpy(vector._autoreset_envs.copy()),
+        "sub_envs": [_sub_env_snapshot(env) for env in vector.envs],
+        "episode_stats": [
+            {
+                "returns": torch.from_numpy(wrapper.episode_returns.copy()),
+                "lengths": torch.from_numpy(wrapper.episode_lengths.copy()),
+                "prev_dones": torch.from_numpy(wrapper.prev_dones.copy()),
+                "count": int(wrapper.episode_count),
+            }
+            for wrapper in stats
+        ],
+    }
+
+
+def _restore_env(envs: gym.vector.VectorEnv, snapshot: Mapping[str, Any]) -> None:
+    """Put a vector env, already reset, back into the state :func:`_env_snapshot` saved.
+
+    Raises:
+        ValueError: for an env :func:`_env_snapshot` does not cover, or another number of
+            sub-envs than saved.
+    """
+    vector, stats = _vector_layers(envs)
+    if len(snapshot["sub_envs"]) != vector.num_envs:
+        raise ValueError(
+            f"num_envs: the checkpoint has {len(snapshot['sub_envs'])} envs, this run "
+            f"{vector.num_envs}"
+        )
+    for env, saved in zip(vector.envs, snapshot["sub_envs"], strict=True):
+        base, time_limit = _sub_env_layers(env)
+        base.state = saved["state"].numpy().copy()
+        base.np_random.bit_generator.state = saved["np_random"]
+        if hasattr(base, "steps_beyond_terminated"):
+            base.steps_beyond_terminated = saved["steps_beyond_terminated"]
+        if time_limit is not None:
+            time_limit._elapsed_steps = saved["elapsed_steps"]
+    vector._autoreset_envs = snapshot["autoreset"].numpy().copy()
+    for wrapper, saved in zip(stats, snapshot["episode_stats"], strict=True):
+        wrapper.episode_returns = saved["returns"].numpy().copy()
+        wrapper.episode_lengths = saved["lengths"].numpy().copy()
+        wrapper.prev_dones = saved["prev_dones"].numpy().copy()
+        wrapper.episode_count = saved["count"]
+
+
+def _vector_layers(
+    envs: gym.vector.VectorEnv,
+) -> tuple[gym.vector.SyncVectorEnv, list[RecordEpisodeStatistics]]:
+    """The ``SyncVectorEnv`` inside ``envs`` and the episode-statistics wrappers around it."""
+    stats, layer = [], envs
+    while isinstance(layer, gym.vector.VectorWrapper):
+        if not isinstance(layer, RecordEpisodeStatistics):
+            raise ValueError(
+                f"cannot snapshot the vector wrapper {type(layer).__name__} for an exact resume"
+            )
+        stats.append(layer)
+        layer = layer.env
+    if not isinstance(layer, gym.vector.SyncVectorEnv):
+        raise ValueError(
+            f"cannot snapshot a {type(layer).__name__} for an exact resume; use SyncVectorEnv"
+        )
+    return layer, stats
+
+
+def _sub_env_layers(env: gym.Env) -> tuple[gym.Env, TimeLimit | None]:
+    """The unwrapped env and its ``TimeLimit``; raises ValueError for what cannot be saved."""
+    time_limit, layer = None, env
+    while isinstance(layer, gym.Wrapper):
+        if isinstance(layer, TimeLimit):
+            time_limit = layer
+        elif not isinstance(layer, _STATELESS_WRAPPERS):
+            raise ValueError(
+                f"cannot snapshot the wrapper {type(layer).__name__} for an exact resume"
+            )
+        layer = layer.env
+    if getattr(layer, "state", None) is None:
+        raise ValueError(
+            f"cannot snapshot {type(layer).__name__} for an exact resume: only envs whose whole "
+            "state is `unwrapped.state` (the classic-control ones) are covered"
+        )
+    return layer, time_limit
+
+
+def _sub_env_snapshot(env: gym.Env) -> dict[str, Any]:
+    base, time_limit = _sub_env_layers(env)
+    return {
+        "state": torch.from_numpy(np.array(base.state)),
+        "np_random": base.np_random.bit_generator.state,
+        "steps_beyond_terminated": getattr(base, "steps_beyond_terminated", None),
+        "elapsed_steps": None if time_limit is None else time_limit._elapsed_steps,
+    }

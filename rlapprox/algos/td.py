@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 def td_target(
-    rewards: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor, gamma: float
+    rewards: torch.Tensor,
+    next_values: torch.Tensor,
+    terminated: torch.Tensor,
+    gamma: float | torch.Tensor,
 ) -> torch.Tensor:
-    r"""One-step TD target; bootstraps unless the next state is terminal.
+    r"""TD target; bootstraps unless the next state is terminal.
 
     .. math:: y = r + \gamma (1 - \text{terminated}) V(s')
 
-    Truncated (time-limit) transitions are not terminal: pass ``terminated=0`` for them.
+    Truncated (time-limit) transitions are not terminal: pass ``terminated=0`` for them. For
+    n-step transitions ``r`` is the discounted reward sum and ``gamma`` the per-transition
+    discount γ^m (m ≤ n steps until s').
 
     Args:
         rewards: shape ``(B,)``.
         next_values: V(s') estimates, shape ``(B,)``.
         terminated: 1 where s' is terminal, shape ``(B,)``, float or bool.
-        gamma: discount factor.
+        gamma: discount factor, a float or per-transition discounts of shape ``(B,)``.
 
     Returns:
         Targets, shape ``(B,)``.
@@ -47,6 +53,29 @@ def max_next_q(
         return next_q_target.max(dim=1).values
     best_actions = next_q_online.argmax(dim=1, keepdim=True)
     return next_q_target.gather(1, best_actions).squeeze(1)
+
+
+def td_loss(
+    predictions: torch.Tensor,
+    targets: torch.Tensor,
+    kind: str,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean TD regression loss, optionally importance-weighted per transition.
+
+    Args:
+        predictions: Q(s, a), shape ``(B,)``.
+        targets: TD targets, shape ``(B,)``.
+        kind: ``"huber"`` (smooth L1) or ``"mse"``.
+        weights: importance weights, shape ``(B,)``; ``None`` weighs all transitions 1.
+
+    Returns:
+        The scalar loss ``mean_i w_i l(q_i, y_i)``.
+    """
+    loss_fn = F.smooth_l1_loss if kind == "huber" else F.mse_loss
+    if weights is None:
+        return loss_fn(predictions, targets)
+    return (weights * loss_fn(predictions, targets, reduction="none")).mean()
 
 
 @torch.no_grad()

@@ -65,3 +65,41 @@ class QFunction(nn.Module):
     def greedy_actions(self, obs: torch.Tensor) -> torch.Tensor:
         """Return argmax_a Q(obs, a), shape ``(B,)``, dtype long."""
         return self(obs).argmax(dim=-1)
+
+
+class DuelingQ(nn.Module):
+    r"""Dueling action values (Wang et al. 2016, https://arxiv.org/abs/1511.06581).
+
+    Any approximator with ``num_actions + 1`` outputs serves: its first output is the state
+    value V(s), the others the advantages A(s, ·), combined as
+
+    .. math:: Q(s, a) = V(s) + A(s, a) - \frac{1}{|\mathcal{A}|} \sum_{a'} A(s, a')
+
+    so that the mean of Q over actions is V.
+
+    Args:
+        approximator: any module mapping ``(B, *obs_shape)`` to ``(B, num_actions + 1)``.
+        num_actions: number of discrete actions.
+
+    Shape:
+        - Input: ``(B, *obs_shape)``.
+        - Output: ``(B, num_actions)``; ``out_dim == num_actions``.
+    """
+
+    def __init__(self, approximator: nn.Module, num_actions: int) -> None:
+        super().__init__()
+        self.num_actions = check_positive_int("num_actions", num_actions)
+        self.out_dim = num_actions
+        out_dim = getattr(approximator, "out_dim", None)
+        if out_dim != num_actions + 1:
+            raise ValueError(
+                f"a dueling Q-head needs one value output plus one advantage per action: the "
+                f"approximator has out_dim={out_dim} but needs {num_actions + 1}"
+            )
+        self.approximator = approximator
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Return Q(obs, ·), shape ``(B, num_actions)``."""
+        out = self.approximator(obs)
+        value, advantages = out[:, :1], out[:, 1:]
+        return value + advantages - advantages.mean(dim=1, keepdim=True)

@@ -1,14 +1,19 @@
+import dataclasses
 import functools
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import yaml
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from rlapprox.algos.dqn import DQN, DQNConfig
 from rlapprox.approximators import MLP
+from rlapprox.approximators.heads import DuelingQ
 from rlapprox.envs import make_env, make_vector_env
+from rlapprox.replay import PrioritizedReplayBuffer
 
 ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
 TAU = 0.02  # CartPole's Euler time step: x' = x + TAU * x_dot exactly
@@ -78,6 +83,13 @@ def test_training_changes_weights_and_logs_finite_metrics():
         ("buffer_size", 10, r"buffer_size \(10\) must be >= batch_size \(64\)"),
         ("loss", "l1", "loss must be one of"),
         ("tau", 0.0, "tau"),
+        ("n_step", 0, "n_step"),
+        ("per_alpha", 1.5, "per_alpha"),
+        ("per_beta0", -0.1, "per_beta0"),
+        ("per_eps", 0.0, "per_eps"),
+        ("checkpoint_every", -1, "checkpoint_every"),
+        ("prioritized", "yes", "prioritized must be true or false"),
+        ("save_replay", 1, "save_replay must be true or false"),
     ],
 )
 def test_config_rejects_bad_values(field, value, message):
@@ -103,3 +115,68 @@ def test_discretised_pendulum_has_grid_actions():
     np.testing.assert_allclose(env.action(0), [-2.0])
     np.testing.assert_allclose(env.action(4), [2.0])
     env.close()
+
+
+def test_yaml_keys_are_the_config_fields():
+    path = Path(__file__).resolve().parents[2] / "configs" / "algo" / "dqn.yaml"
+    keys = set(yaml.safe_load(path.read_text())) - {"name"}
+    assert keys == {field.name for field in dataclasses.fields(DQNConfig)}
+    DQNConfig(
+        **{key: value for key, value in yaml.safe_load(path.read_text()).items() if key != "name"}
+    )
+
+
+def test_n_step_transitions_are_stored_with_their_discounts():
+    envs = make_vector_env("CartPole-v1", num_envs=2)
+    dqn = _dqn(envs, total_steps=400, learning_starts=10**6, eval_every=0, n_step=3, gamma=0.9)
+    dqn.run()
+    n = len(dqn.buffer)
+    discounts = dqn.buffer.discounts[:n]
+    rewards = dqn.buffer.rewards[:n]
+    # CartPole pays 1 per step: an m-step return is 1 + 0.9 + ... + 0.9^(m-1)
+    for m in (1, 2, 3):
+        has_m = torch.isclose(discounts, torch.tensor(0.9**m))
+        assert bool(has_m.any()) or m < 3
+        torch.testing.assert_close(
+            rewards[has_m], torch.full_like(rewards[has_m], sum(0.9**k for k in range(m)))
+        )
+    assert bool(torch.isclose(discounts, torch.tensor(0.729)).float().mean() > 0.8)
+
+
+def test_prioritized_dqn_trains_and_updates_priorities():
+    envs = make_vector_env("CartPole-v1", num_envs=1)
+    dqn = _dqn(envs, total_steps=300, learning_starts=100, train_freq=10, prioritized=True)
+    metrics = dqn.run().metrics
+    assert isinstance(dqn.buffer, PrioritizedReplayBuffer)
+    assert metrics["gradient_steps_done"] == 21
+    probabilities = dqn.buffer.probabilities()
+    assert probabilities.max() > 1.5 * probabilities.min()  # no longer all equal
+    assert dqn.buffer.max_priority != 1.0
+
+
+def test_dueling_q_is_value_plus_centred_advantages():
+    torch.manual_seed(0)
+    net = MLP(4, 4, hidden_sizes=(8,))
+    dueling = DuelingQ(net, num_actions=3)
+    assert dueling.out_dim == 3
+    obs = torch.randn(5, 4)
+    q = dueling(obs)
+    raw = net(obs)
+    value, advantages = raw[:, :1], raw[:, 1:]
+    assert q.shape == (5, 3)
+    assert torch.equal(q, value + advantages - advantages.mean(dim=1, keepdim=True))
+    torch.testing.assert_close(q.mean(dim=1), value[:, 0])
+
+
+def test_dueling_q_needs_one_more_output_than_actions():
+    with pytest.raises(ValueError, match=r"out_dim=3 but needs 4"):
+        DuelingQ(MLP(4, 3), num_actions=3)
+
+
+def test_dqn_takes_a_dueling_network_as_it_is():
+    envs = make_vector_env("CartPole-v1", num_envs=1)
+    config = DQNConfig(total_steps=120, learning_starts=80, train_freq=8, eval_episodes=1)
+    dqn = DQN(
+        DuelingQ(MLP(4, 3, hidden_sizes=(8,)), 2), envs, make_env("CartPole-v1"), ADAM, config
+    )
+    assert dqn.run().metrics["gradient_steps_done"] == 6  # at steps 80, 88, ..., 120

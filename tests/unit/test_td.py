@@ -2,9 +2,10 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from rlapprox.algos.td import linear_schedule, max_next_q, polyak_update, td_target
+from rlapprox.algos.td import linear_schedule, max_next_q, polyak_update, td_loss, td_target
 
 
 def test_td_target_bootstraps_unless_terminated():
@@ -18,6 +19,25 @@ def test_td_target_bootstraps_unless_terminated():
 def test_td_target_accepts_bool_flags():
     targets = td_target(torch.ones(2), torch.ones(2), torch.tensor([True, False]), gamma=0.5)
     torch.testing.assert_close(targets, torch.tensor([1.0, 1.5]))
+
+
+def test_td_target_takes_per_transition_discounts():
+    # n-step transitions: the discount of each bootstrapped value is γ^m
+    discounts = torch.tensor([0.9, 0.81, 0.729])
+    targets = td_target(torch.ones(3), torch.full((3,), 10.0), torch.zeros(3), discounts)
+    torch.testing.assert_close(targets, 1.0 + 10.0 * discounts)
+
+
+@pytest.mark.parametrize(("kind", "loss_fn"), [("huber", F.smooth_l1_loss), ("mse", F.mse_loss)])
+def test_td_loss_unweighted_and_weighted(kind, loss_fn):
+    predictions = torch.tensor([0.0, 1.0, 5.0, -2.0])
+    targets = torch.tensor([0.5, 3.0, 5.0, 1.0])
+    torch.testing.assert_close(td_loss(predictions, targets, kind), loss_fn(predictions, targets))
+    weights = torch.tensor([1.0, 0.5, 0.25, 0.0])
+    elementwise = loss_fn(predictions, targets, reduction="none")
+    torch.testing.assert_close(
+        td_loss(predictions, targets, kind, weights), (weights * elementwise).sum() / 4
+    )
 
 
 def test_vanilla_max_next_q_is_target_max():
