@@ -24,8 +24,8 @@ from rlapprox.algos import fit_regression
 from rlapprox.algos.dqn import DQN, DQNConfig
 from rlapprox.algos.fqi import FittedQIteration, FQIConfig
 from rlapprox.algos.fvi import FittedValueIteration, FVIConfig
-from rlapprox.approximators import BoxNormalizer, LinearApproximator
-from rlapprox.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from rlapprox.approximators import BoxNormalizer, DuelingQ, LinearApproximator
+from rlapprox.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from rlapprox.datasets import make_regression_data
 from rlapprox.devices import resolve_device
 from rlapprox.envs import make_env, make_vector_env
@@ -58,6 +58,34 @@ class RunOutcome:
     metrics: dict[str, Any]
     state: dict[str, Any] = field(default_factory=dict)
     step: int = 0
+
+
+@dataclass
+class RunContext:
+    """What a run needs besides its config: where it logs and saves, and what it resumes.
+
+    Attributes:
+        logger: receives scalars, histograms and figures.
+        run_dir: the run directory, for periodic checkpoints (``None``: none are written).
+        choices: the chosen option of each config group (for titles and records).
+        resume_state: the ``state`` of a checkpoint to continue from (``resume=<run_dir>``).
+    """
+
+    logger: ScalarLogger
+    run_dir: Path | None = None
+    choices: dict[str, str] = field(default_factory=dict)
+    resume_state: dict[str, Any] | None = None
+
+    def save_checkpoint(self, cfg: DictConfig, state: dict[str, Any], step: int) -> None:
+        """Write ``state`` as the run's checkpoint (atomically: the last good one survives)."""
+        if self.run_dir is None:
+            return
+        save_checkpoint(
+            self.run_dir / CHECKPOINT_NAME,
+            state={**state, "choices": dict(self.choices)},
+            step=step,
+            config=OmegaConf.to_container(cfg, resolve=True),
+        )
 
 
 def _instantiate(group: str, node: DictConfig, **runtime: Any) -> Any:
@@ -171,19 +199,23 @@ def _flatten(node: Any, prefix: str) -> Iterable[tuple[str, Any]]:
         yield prefix, node
 
 
-def run(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> RunOutcome:
+def run(cfg: DictConfig, context: RunContext) -> RunOutcome:
     """Build and run the algorithm that ``cfg.algo.name`` names.
 
     Raises:
-        ConfigError: for an unknown algorithm or a config value that cannot work.
+        ConfigError: for an unknown algorithm, a config value that cannot work, or a resume
+            of an algorithm that cannot resume.
     """
     name = cfg.algo.name
     if name not in ALGORITHMS:
         raise ConfigError(f"algo: unknown algorithm {name!r}; choose one of {sorted(ALGORITHMS)}")
-    return ALGORITHMS[name](cfg, logger, choices)
+    if context.resume_state is not None and name != "dqn":
+        raise ConfigError(f"resume: only algo=dqn runs can be resumed, this one is algo={name}")
+    return ALGORITHMS[name](cfg, context)
 
 
-def _run_regression(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> RunOutcome:
+def _run_regression(cfg: DictConfig, context: RunContext) -> RunOutcome:
+    logger = context.logger
     algo = cfg.algo
     device = _device(cfg)
     seed_everything(cfg.seed)
@@ -225,7 +257,8 @@ def _run_regression(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, st
         )
     except ValueError as err:
         raise ConfigError(f"algo: {err}") from err
-    title = f"{choices.get('approximator', '')} on {data.name}: val MSE {result.val_mse:.4g}"
+    approximator_name = context.choices.get("approximator", "")
+    title = f"{approximator_name} on {data.name}: val MSE {result.val_mse:.4g}"
     figure = regression_figure(approximator, data, result.val_index, title=title)
     logger.figure(Tags.FIGURE_FIT, figure, result.num_steps)
     metrics = {
@@ -240,45 +273,52 @@ def _run_regression(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, st
     )
 
 
-def _run_dqn(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> RunOutcome:
+def _run_dqn(cfg: DictConfig, context: RunContext) -> RunOutcome:
+    logger = context.logger
     dqn_config = _algo_config(cfg, DQNConfig)
     device = _device(cfg)
     seed_everything(cfg.seed)
-    eval_env = _eval_env(cfg)
+    _eval_env(cfg).close()  # fail now on a bad env config
     envs = make_vector_env(
         cfg.env.id, dqn_config.num_envs, cfg.env.get("discrete_actions"), cfg.env.get("system")
     )
     action_space = envs.single_action_space
     if not isinstance(action_space, gym.spaces.Discrete):
         envs.close()
-        eval_env.close()
         raise ConfigError(
             f"env: DQN needs discrete actions, but {cfg.env.id} has {action_space}; "
             "set env.discrete_actions=N to split each action dimension into N levels"
         )
+    num_actions = int(action_space.n)
     q_network = build_approximator(
         cfg.approximator,
-        out_dim=int(action_space.n),
+        out_dim=num_actions + 1 if dqn_config.dueling else num_actions,
         observation_space=envs.single_observation_space,
         obs_bounds=cfg.env.get("obs_bounds"),
-    ).to(device)
+    )
+    if dqn_config.dueling:  # V and the advantages from one approximator's outputs
+        q_network = DuelingQ(q_network, num_actions)
+    q_network = q_network.to(device)
     build_optimizer(cfg.optimizer, q_network.parameters())  # fail now, not mid-run
     dqn = DQN(
         q_network,
         envs,
-        eval_env,
+        lambda: _eval_env(cfg),
         build_optimizer_factory(cfg.optimizer),
         dqn_config,
         seed=cfg.seed,
         device=device,
         logger=logger,
+        on_checkpoint=lambda step: context.save_checkpoint(cfg, dqn.state_dict(), step),
         progress=cfg.logger.progress,
     )
+    if context.resume_state is not None:
+        dqn.load_state_dict(context.resume_state)
+        print(f"rlapprox: resuming at env step {dqn.step} of {dqn_config.total_steps}", flush=True)
     try:
         result = dqn.run()
     finally:
         envs.close()
-        eval_env.close()
     metrics = {"env": cfg.env.id, **result.metrics}
     return RunOutcome(metrics=metrics, state=dqn.state_dict(), step=result.metrics["env_steps"])
 
@@ -346,7 +386,8 @@ def _value_image_logger(
     return log_image
 
 
-def _run_fvi(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> RunOutcome:
+def _run_fvi(cfg: DictConfig, context: RunContext) -> RunOutcome:
+    logger = context.logger
     fvi_config = _algo_config(cfg, FVIConfig)
     device = _device(cfg)
     seed_everything(cfg.seed)
@@ -397,7 +438,8 @@ def _run_fvi(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> 
     )
 
 
-def _run_fqi(cfg: DictConfig, logger: ScalarLogger, choices: dict[str, str]) -> RunOutcome:
+def _run_fqi(cfg: DictConfig, context: RunContext) -> RunOutcome:
+    logger = context.logger
     fqi_config = _algo_config(cfg, FQIConfig)
     device = _device(cfg)
     seed_everything(cfg.seed)
@@ -491,7 +533,7 @@ def _device(cfg: DictConfig) -> torch.device:
         raise ConfigError(str(err)) from err
 
 
-ALGORITHMS: dict[str, Callable[[DictConfig, ScalarLogger, dict[str, str]], RunOutcome]] = {
+ALGORITHMS: dict[str, Callable[[DictConfig, RunContext], RunOutcome]] = {
     "regression": _run_regression,
     "dqn": _run_dqn,
     "fvi": _run_fvi,

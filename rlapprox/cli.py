@@ -11,8 +11,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from rlapprox.build import build_hparams, config_dir, run
-from rlapprox.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from rlapprox.build import RunContext, build_hparams, config_dir, run
+from rlapprox.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from rlapprox.errors import ConfigError, DivergenceError
 from rlapprox.loggers import NullLogger, TensorBoardLogger, write_metrics
 
@@ -25,7 +25,9 @@ def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None =
 
     Args:
         cfg: the composed root config (``configs/train.yaml`` plus overrides).
-        run_dir: the run directory (Hydra's output directory under the CLI).
+        run_dir: the run directory (Hydra's output directory under the CLI). With
+            ``resume=<run_dir>`` in ``cfg``, that run's saved config and state are loaded and
+            it continues in its own directory instead.
         choices: the chosen option of each config group, e.g. ``{"approximator": "mlp"}``;
             recorded in ``metrics.json`` and the HParams tab.
 
@@ -39,8 +41,11 @@ def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None =
     if "hydra" in cfg:  # composed with return_hydra_config=True (tests, notebooks)
         cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     choices = dict(choices or {})
+    resume_state = None
+    if cfg.get("resume"):
+        cfg, run_dir, choices, resume_state = _resumed(Path(cfg.resume))
+    run_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     logger: TensorBoardLogger | NullLogger
     if cfg.logger.tensorboard:
@@ -50,7 +55,8 @@ def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None =
     else:
         logger = NullLogger()
     try:
-        outcome = run(cfg, logger, choices)
+        context = RunContext(logger, run_dir, choices, resume_state)
+        outcome = run(cfg, context)
         metrics: dict[str, Any] = {
             "algo": cfg.algo.name,
             "approximator": choices.get("approximator") or cfg.approximator.get("_target_"),
@@ -59,12 +65,7 @@ def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None =
             **outcome.metrics,
             "wall_time_s": time.perf_counter() - start,
         }
-        save_checkpoint(
-            run_dir / CHECKPOINT_NAME,
-            state=outcome.state,
-            step=outcome.step,
-            config=OmegaConf.to_container(cfg, resolve=True),
-        )
+        context.save_checkpoint(cfg, outcome.state, outcome.step)
         write_metrics(run_dir, metrics)
         if isinstance(logger, TensorBoardLogger):
             numeric = {f"hparams/{k}": v for k, v in metrics.items()}
@@ -95,6 +96,20 @@ def _hydra_train(cfg: DictConfig) -> dict:
 def train_main() -> None:
     """Entry point of ``rlapprox-train``."""
     _hydra_train()
+
+
+def _resumed(run_dir: Path) -> tuple[DictConfig, Path, dict[str, str], dict[str, Any]]:
+    """The saved config, directory, group choices and state of a run to continue in place."""
+    try:
+        checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(f"resume: {err}") from err
+    state = dict(checkpoint["state"])
+    choices = dict(state.pop("choices", {}))
+    cfg = OmegaConf.create(checkpoint["config"])
+    cfg.resume = str(run_dir)
+    print(f"rlapprox: resuming {run_dir} from step {checkpoint['step']}", flush=True)
+    return cfg, run_dir, choices, state
 
 
 def _indent(text: str) -> str:

@@ -164,7 +164,7 @@ class DQN:
         q_network: maps ``(B, *obs_shape)`` observations to ``(B, num_actions)`` Q-values.
         envs: a Gymnasium vector env with a ``Discrete`` action space (``config.num_envs``
             copies), e.g. from :func:`rlapprox.envs.make_vector_env`.
-        eval_env: a single env for greedy evaluation.
+        eval_env_fn: makes one env for greedy evaluation.
         optimizer_factory: builds the optimizer from the parameters.
         config: hyperparameters.
         seed: seeds the environments, exploration and minibatch sampling.
@@ -183,7 +183,7 @@ class DQN:
         self,
         q_network: nn.Module,
         envs: gym.vector.VectorEnv,
-        eval_env: gym.Env,
+        eval_env_fn: Callable[[], gym.Env],
         optimizer_factory: OptimizerFactory,
         config: DQNConfig,
         seed: int = 0,
@@ -210,7 +210,7 @@ class DQN:
         self.config = config
         self.device = torch.device(device)
         self.envs = envs
-        self.eval_env = eval_env
+        self.eval_env_fn = eval_env_fn
         self.seed = seed
         self.q_network = q_network.to(self.device)
         # Acting needs eval mode only where layers behave differently in training; switching
@@ -298,9 +298,11 @@ class DQN:
         return self._finish(time.perf_counter() - start, start_step)
 
     def evaluate_returns(self, num_episodes: int | None = None) -> np.ndarray:
-        """Greedy returns in ``eval_env``, one per episode, from seeds ``seed + 10**6 + i``."""
+        """Greedy returns in fresh envs, one per episode, from seeds ``seed + 10**6 + i``."""
         episodes = num_episodes or self.config.eval_episodes
-        return evaluate_policy(self.policy, self.eval_env, episodes, self.seed + 10**6, self.device)
+        return evaluate_policy(
+            self.policy, self.eval_env_fn, episodes, self.seed + 10**6, self.device
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the run exactly, for a checkpoint.

@@ -28,7 +28,7 @@ from rlapprox.approximators.linear import (
     with_bias_column,
 )
 from rlapprox.errors import DivergenceError
-from rlapprox.evaluation import evaluate_policy_batched
+from rlapprox.evaluation import evaluate_policy
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.transitions import TransitionDataset
 
@@ -212,7 +212,7 @@ class FittedQIteration:
         if self.eval_env_fn is None:
             raise ValueError("no eval_env_fn was given")
         episodes = num_episodes or self.config.eval_episodes
-        return evaluate_policy_batched(
+        return evaluate_policy(
             self.policy, self.eval_env_fn, episodes, self.seed + 10**6, self.device
         )
 

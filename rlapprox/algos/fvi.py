@@ -27,7 +27,7 @@ from rlapprox.approximators.linear import (
     with_bias_column,
 )
 from rlapprox.errors import DivergenceError
-from rlapprox.evaluation import evaluate_policy_batched
+from rlapprox.evaluation import evaluate_policy
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.models.base import GenerativeModel
 
@@ -295,9 +295,7 @@ class FittedValueIteration:
             raise ValueError("no eval_env_fn was given")
         policy = self._policy_for_eval()
         episodes = num_episodes or self.config.eval_episodes
-        return evaluate_policy_batched(
-            policy, self.eval_env_fn, episodes, self.seed + 10**6, self.device
-        )
+        return evaluate_policy(policy, self.eval_env_fn, episodes, self.seed + 10**6, self.device)
 
     # -- pieces ------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from rlapprox.approximators.factories import (
     linear_rbf,
     linear_sine,
 )
-from rlapprox.approximators.heads import QFunction, ValueFunction
+from rlapprox.approximators.heads import DuelingQ, QFunction, ValueFunction
 from rlapprox.approximators.linear import LinearApproximator
 from rlapprox.approximators.mlp import MLP
 from rlapprox.approximators.normalization import BoxNormalizer
@@ -33,6 +33,7 @@ __all__ = [
     "BoxNormalizer",
     "ConcatFeatures",
     "ConvNet",
+    "DuelingQ",
     "FeatureMap",
     "FourierBasis",
     "LinearApproximator",

@@ -9,7 +9,7 @@ import torch
 import rlapprox
 from rlapprox.cli import train
 from rlapprox.envs import make_env
-from rlapprox.evaluation import evaluate_policy_batched
+from rlapprox.evaluation import evaluate_policy
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -53,7 +53,7 @@ def test_greedy_return_matches_the_recorded_evaluation(finished_run):
     if algo == "regression":
         pytest.skip("a regression run has no policy")
     run = rlapprox.load_run(run_dir)
-    returns = evaluate_policy_batched(
+    returns = evaluate_policy(
         run.policy,
         lambda: make_env(cfg.env.id, cfg.env.get("discrete_actions")),
         metrics["eval_episodes"],

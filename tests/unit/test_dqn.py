@@ -16,6 +16,7 @@ from rlapprox.envs import make_env, make_vector_env
 from rlapprox.replay import PrioritizedReplayBuffer
 
 ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
+CARTPOLE = functools.partial(make_env, "CartPole-v1")  # makes an evaluation env
 TAU = 0.02  # CartPole's Euler time step: x' = x + TAU * x_dot exactly
 
 
@@ -23,7 +24,7 @@ def _dqn(envs, **overrides):
     config = DQNConfig(**{"num_envs": envs.num_envs, "eval_episodes": 1, **overrides})
     torch.manual_seed(0)
     net = MLP(4, 2, hidden_sizes=(16,))
-    return DQN(net, envs, make_env("CartPole-v1"), ADAM, config, seed=3)
+    return DQN(net, envs, CARTPOLE, ADAM, config, seed=3)
 
 
 def _stored(dqn):
@@ -100,13 +101,13 @@ def test_config_rejects_bad_values(field, value, message):
 def test_rejects_network_with_wrong_output_size():
     envs = make_vector_env("CartPole-v1", num_envs=1)
     with pytest.raises(ValueError, match=r"out_dim=3 but the env has 2 actions"):
-        DQN(MLP(4, 3), envs, make_env("CartPole-v1"), ADAM, DQNConfig())
+        DQN(MLP(4, 3), envs, CARTPOLE, ADAM, DQNConfig())
 
 
 def test_rejects_continuous_actions_and_names_the_option():
     envs = make_vector_env("Pendulum-v1", num_envs=1)
     with pytest.raises(ValueError, match=r"env\.discrete_actions"):
-        DQN(MLP(3, 1), envs, make_env("Pendulum-v1"), ADAM, DQNConfig())
+        DQN(MLP(3, 1), envs, lambda: make_env("Pendulum-v1"), ADAM, DQNConfig())
 
 
 def test_discretised_pendulum_has_grid_actions():
@@ -176,7 +177,5 @@ def test_dueling_q_needs_one_more_output_than_actions():
 def test_dqn_takes_a_dueling_network_as_it_is():
     envs = make_vector_env("CartPole-v1", num_envs=1)
     config = DQNConfig(total_steps=120, learning_starts=80, train_freq=8, eval_episodes=1)
-    dqn = DQN(
-        DuelingQ(MLP(4, 3, hidden_sizes=(8,)), 2), envs, make_env("CartPole-v1"), ADAM, config
-    )
+    dqn = DQN(DuelingQ(MLP(4, 3, hidden_sizes=(8,)), 2), envs, CARTPOLE, ADAM, config)
     assert dqn.run().metrics["gradient_steps_done"] == 6  # at steps 80, 88, ..., 120

@@ -15,6 +15,7 @@ from rlapprox.checkpoint import load_checkpoint, save_checkpoint
 from rlapprox.envs import make_env, make_vector_env
 
 ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
+CARTPOLE = functools.partial(make_env, "CartPole-v1")  # makes an evaluation env
 TOTAL = 2000
 SMALL = {
     "total_steps": TOTAL,
@@ -49,9 +50,7 @@ def _dqn(overrides, init_seed, on_checkpoint=None):
     else:
         q_network = MLP(4, 2, hidden_sizes=(16,))
     envs = make_vector_env("CartPole-v1", config.num_envs)
-    return DQN(
-        q_network, envs, make_env("CartPole-v1"), ADAM, config, seed=7, on_checkpoint=on_checkpoint
-    )
+    return DQN(q_network, envs, CARTPOLE, ADAM, config, seed=7, on_checkpoint=on_checkpoint)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -128,7 +127,7 @@ def test_env_snapshot_names_what_it_cannot_save():
     dqn = DQN(
         MLP(4, 2, hidden_sizes=(8,)),
         wrapped,
-        make_env("CartPole-v1"),
+        CARTPOLE,
         ADAM,
         DQNConfig(num_envs=1, total_steps=10, eval_episodes=1),
     )

@@ -1,0 +1,80 @@
+"""A DQN run killed with SIGKILL after a checkpoint resumes with resume=<run_dir> and ends
+exactly where the uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ARGS = [
+    "algo=dqn",
+    "env=cartpole",
+    "debug=default",
+    "algo.total_steps=1200",
+    "algo.checkpoint_every=300",
+    "seed=5",
+]
+# Runs the real CLI, but the process SIGKILLs itself right after its second checkpoint is
+# written: a crash at a known point, with no timing involved.
+KILL_AFTER_SECOND_CHECKPOINT = """
+import os, signal, sys
+from rlapprox import build
+save = build.RunContext.save_checkpoint
+calls = []
+def save_then_die(self, cfg, state, step):
+    save(self, cfg, state, step)
+    calls.append(step)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+build.RunContext.save_checkpoint = save_then_die
+from rlapprox.cli import train_main
+sys.argv = ["rlapprox-train", *sys.argv[1:]]
+train_main()
+"""
+
+
+def _run(args: list[str], cwd: Path, code: str | None = None) -> subprocess.CompletedProcess:
+    command = (
+        [sys.executable, "-c", code, *args]
+        if code
+        else [sys.executable, "-m", "rlapprox.train", *args]
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _final_state(run_dir: Path) -> dict:
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    return checkpoint["state"]["approximator"]
+
+
+def test_killed_run_resumes_to_the_same_end(tmp_path):
+    whole = _run([*ARGS, f"hydra.run.dir={tmp_path / 'whole'}"], tmp_path)
+    assert whole.returncode == 0, whole.stderr
+
+    killed = _run(
+        [*ARGS, f"hydra.run.dir={tmp_path / 'killed'}"], tmp_path, KILL_AFTER_SECOND_CHECKPOINT
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "metrics.json").exists()
+    halfway = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
+    assert halfway["step"] == 600
+
+    resumed = _run(
+        [f"resume={tmp_path / 'killed'}", f"hydra.run.dir={tmp_path / 'again'}"], tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+
+    for name, tensor in _final_state(tmp_path / "whole").items():
+        assert torch.equal(_final_state(tmp_path / "killed")[name], tensor), name
+    whole_metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    resumed_metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    for key in ("env_steps", "eval_return_mean", "gradient_steps_done", "train_episodes"):
+        assert resumed_metrics[key] == whole_metrics[key], key
