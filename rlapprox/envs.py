@@ -45,6 +45,34 @@ class DiscretizeActions(gym.ActionWrapper):
         return self.grid[int(action)].reshape(self.box_shape)
 
 
+class ChannelsFirstFrames(gym.ObservationWrapper):
+    """Boolean ``(H, W, C)`` frames (MinAtar's) as ``uint8`` ``(C, H, W)`` frames of 0 and 255.
+
+    :class:`~rlapprox.approximators.ConvNet` takes channels-first ``uint8`` images and scales
+    them by 1/255, so a set pixel becomes 1.0.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        height, width, channels = env.observation_space.shape
+        self.observation_space = gym.spaces.Box(0, 255, (channels, height, width), np.uint8)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        """Transpose to channels-first and map True to 255."""
+        return np.ascontiguousarray(observation.transpose(2, 0, 1), dtype=np.uint8) * 255
+
+
+def _register_minatar() -> None:
+    try:
+        import minatar.gym
+    except ImportError:
+        raise ValueError(
+            "MinAtar environments need the minatar package: pip install 'rlapprox[minatar]'"
+        ) from None
+    if "MinAtar/Breakout-v1" not in gym.registry:
+        minatar.gym.register_envs()
+
+
 def make_env(
     env_id: str,
     discrete_actions: int | None = None,
@@ -62,10 +90,15 @@ def make_env(
             ``"2d"``); ``None`` for the others.
     """
     extra = {} if system is None else {"system": system}
+    minatar = env_id.startswith("MinAtar/")
+    if minatar:
+        _register_minatar()
     try:
         env = gym.make(env_id, render_mode=render_mode, **extra)
     except gym.error.Error as err:
         raise ValueError(f"env.id: cannot make {env_id!r}: {err}") from None
+    if minatar:
+        env = ChannelsFirstFrames(env)
     if discrete_actions is not None:
         env = DiscretizeActions(env, discrete_actions)
     return env

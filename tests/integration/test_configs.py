@@ -135,9 +135,15 @@ def test_optimizer_builds_with_its_class_and_lr(compose_config, option) -> None:
 @pytest.mark.parametrize("option", _options("env"))
 def test_env_makes_and_normalizes(compose_config, option) -> None:
     cfg = compose_config(["algo=regression", f"env={option}"])
-    env = gym.make(cfg.env.id)
+    if cfg.env.id.startswith("MinAtar/"):
+        pytest.importorskip("minatar", reason="the minatar extra is not installed")
+    env = make_env(cfg.env.id, cfg.env.get("discrete_actions"), system=cfg.env.get("system"))
     try:
         obs, _ = env.reset(seed=0)
+        if len(env.observation_space.shape) == 3:  # images go to ConvNet, which scales them
+            assert env.observation_space.dtype == np.uint8
+            assert obs.shape == env.observation_space.shape
+            return
         normalizer = BoxNormalizer.from_space(env.observation_space, cfg.env.obs_bounds)
     finally:
         env.close()

@@ -14,6 +14,8 @@ COMMON_KEYS = {"algo", "env", "approximator", "optimizer", "seed", "env_steps", 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_runs_with_debug_budget(compose_config, tmp_path, preset):
     cfg = compose_config([f"experiment={preset}", "debug=default", "logger.tensorboard=false"])
+    if cfg.env.id.startswith("MinAtar/"):
+        pytest.importorskip("minatar", reason="the minatar extra is not installed")
     choices = dict(cfg.hydra.runtime.choices)
     metrics = train(cfg, tmp_path, choices)
     assert set(metrics) >= COMMON_KEYS
