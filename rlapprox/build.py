@@ -519,6 +519,14 @@ def _fqi_dataset(cfg: DictConfig) -> tuple[TransitionDataset, int, gym.spaces.Bo
     return dataset, int(action_space.n), observation_space
 
 
+def make_eval_env(config: Any, render_mode: str | None = None) -> Callable[[], gym.Env]:
+    """A factory of the run's real env (with its discretisation), from a (saved) config."""
+    cfg = OmegaConf.create(config) if not isinstance(config, DictConfig) else config
+    env_id = cfg.env.id
+    discrete_actions, system = cfg.env.get("discrete_actions"), cfg.env.get("system")
+    return lambda: make_env(env_id, discrete_actions, render_mode=render_mode, system=system)
+
+
 def _eval_env(cfg: DictConfig) -> gym.Env:
     try:
         return make_env(cfg.env.id, cfg.env.get("discrete_actions"), system=cfg.env.get("system"))
