@@ -323,6 +323,16 @@ def _run_dqn(cfg: DictConfig, context: RunContext) -> RunOutcome:
     return RunOutcome(metrics=metrics, state=dqn.state_dict(), step=result.metrics["env_steps"])
 
 
+def _optimizer_factory_for(
+    cfg: DictConfig, approximator: nn.Module, solver: str
+) -> OptimizerFactory | None:
+    """The optimizer factory, unless a linear approximator is solved in closed form."""
+    if isinstance(approximator, LinearApproximator) and solver != "sgd":
+        return None
+    build_optimizer(cfg.optimizer, approximator.parameters())  # fail now, not mid-run
+    return build_optimizer_factory(cfg.optimizer)
+
+
 def _model_for(cfg: DictConfig) -> GenerativeModel:
     """The generative model of ``cfg.env``, with its discretisation where it has one."""
     env_id = cfg.env.id
@@ -403,10 +413,7 @@ def _run_fvi(cfg: DictConfig, context: RunContext) -> RunOutcome:
             obs_bounds=cfg.env.get("obs_bounds"),
         )
     approximator = approximator.to(device)
-    factory = None
-    if not isinstance(approximator, LinearApproximator) or fvi_config.solver == "sgd":
-        build_optimizer(cfg.optimizer, approximator.parameters())  # fail now, not mid-run
-        factory = build_optimizer_factory(cfg.optimizer)
+    factory = _optimizer_factory_for(cfg, approximator, fvi_config.solver)
     _eval_env(cfg).close()  # fail now on a bad env config
     try:
         fvi = FittedValueIteration(
@@ -450,10 +457,7 @@ def _run_fqi(cfg: DictConfig, context: RunContext) -> RunOutcome:
         observation_space=observation_space,
         obs_bounds=cfg.env.get("obs_bounds"),
     ).to(device)
-    factory = None
-    if not isinstance(approximator, LinearApproximator) or fqi_config.solver == "sgd":
-        build_optimizer(cfg.optimizer, approximator.parameters())  # fail now, not mid-run
-        factory = build_optimizer_factory(cfg.optimizer)
+    factory = _optimizer_factory_for(cfg, approximator, fqi_config.solver)
     try:
         fqi = FittedQIteration(
             approximator,

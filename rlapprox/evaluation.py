@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from rlapprox._validation import check_positive_int
+from rlapprox.loggers import ScalarLogger, Tags
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
@@ -54,3 +55,18 @@ def evaluate_policy(
             running &= ~(terminated | truncated)
         envs.close()
     return returns
+
+
+def return_metrics(returns: np.ndarray) -> dict[str, float | int]:
+    """The evaluation keys of ``metrics.json`` for these episode returns."""
+    return {
+        "eval_return_mean": float(returns.mean()),
+        "eval_return_std": float(returns.std()),
+        "eval_episodes": len(returns),
+    }
+
+
+def log_returns(logger: ScalarLogger, returns: np.ndarray, step: int) -> None:
+    """Log the mean and standard deviation of evaluation returns at ``step``."""
+    logger.scalar(Tags.EVAL_RETURN_MEAN, float(returns.mean()), step)
+    logger.scalar(Tags.EVAL_RETURN_STD, float(returns.std()), step)

@@ -26,7 +26,7 @@ from torch import nn
 from rlapprox._validation import check_choice, check_positive_int, check_range
 from rlapprox.algos.td import linear_schedule, max_next_q, polyak_update, td_loss, td_target
 from rlapprox.errors import DivergenceError
-from rlapprox.evaluation import evaluate_policy
+from rlapprox.evaluation import evaluate_policy, log_returns, return_metrics
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.replay import (
     NStepAccumulator,
@@ -58,7 +58,7 @@ class DQNConfig:
         loss: ``"huber"`` (smooth L1) or ``"mse"``.
         max_grad_norm: clip the gradient's L2 norm to this; ``None`` or 0 disables clipping.
         exploration_fraction: share of ``total_steps`` over which ε falls linearly.
-        initial_epsilon: ε at step 0.
+        initial_epsilon: ε at step 0 of the schedule (before ``learning_starts`` ε is 1).
         final_epsilon: ε after the fall.
         eval_every: environment steps between greedy evaluations (0: only at the end).
         eval_episodes: episodes per evaluation.
@@ -383,6 +383,8 @@ class DQN:
 
     def _epsilon(self) -> float:
         cfg = self.config
+        if self.step < cfg.learning_starts:  # pure exploration until learning starts
+            return 1.0
         duration = int(cfg.exploration_fraction * cfg.total_steps)
         return linear_schedule(cfg.initial_epsilon, cfg.final_epsilon, duration, self.step)
 
@@ -460,13 +462,11 @@ class DQN:
         """Final greedy evaluation, metrics and checkpoint."""
         final_returns = self.evaluate_returns()
         self.eval_history.append((self.step, float(final_returns.mean())))
-        self._log_eval(final_returns, self.step)
+        log_returns(self.logger, final_returns, self.step)
         recent = self.recent_returns
         metrics: dict[str, float | int] = {
             "env_steps": self.step,
-            "eval_return_mean": float(final_returns.mean()),
-            "eval_return_std": float(final_returns.std()),
-            "eval_episodes": len(final_returns),
+            **return_metrics(final_returns),
             "train_episodes": self.num_episodes,
             "train_return_mean_last100": float(np.mean(recent)) if recent else float("nan"),
             "gradient_steps_done": self.num_updates,
@@ -517,12 +517,8 @@ class DQN:
 
     def _evaluate(self, step: int) -> float:
         returns = self.evaluate_returns()
-        self._log_eval(returns, step)
+        log_returns(self.logger, returns, step)
         return float(returns.mean())
-
-    def _log_eval(self, returns: np.ndarray, step: int) -> None:
-        self.logger.scalar(Tags.EVAL_RETURN_MEAN, float(returns.mean()), step)
-        self.logger.scalar(Tags.EVAL_RETURN_STD, float(returns.std()), step)
 
     def _loop_state(self) -> dict[str, Any] | None:
         """Current observations, autoreset mask and env snapshot; ``None`` before run()."""

@@ -28,7 +28,7 @@ from rlapprox.approximators.linear import (
     with_bias_column,
 )
 from rlapprox.errors import DivergenceError
-from rlapprox.evaluation import evaluate_policy
+from rlapprox.evaluation import evaluate_policy, log_returns, return_metrics
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.transitions import TransitionDataset
 
@@ -185,7 +185,7 @@ class FittedQIteration:
                 self._log_iteration(iteration, residual, history)
                 bar.update(iteration, residual=float(residual.max()))
             if cfg.eval_every and iteration % cfg.eval_every == 0 and self.eval_env_fn is not None:
-                self._log_eval(self.evaluate_returns(), iteration)
+                log_returns(self.logger, self.evaluate_returns(), iteration)
             if float(change) < cfg.tolerance:
                 break
         bar.close()
@@ -199,12 +199,8 @@ class FittedQIteration:
         }
         if self.eval_env_fn is not None:
             returns = self.evaluate_returns()
-            self._log_eval(returns, iteration)
-            metrics.update(
-                eval_return_mean=float(returns.mean()),
-                eval_return_std=float(returns.std()),
-                eval_episodes=len(returns),
-            )
+            log_returns(self.logger, returns, iteration)
+            metrics.update(return_metrics(returns))
         return FQIResult(metrics=metrics, history=history)
 
     def evaluate_returns(self, num_episodes: int | None = None) -> np.ndarray:
@@ -233,10 +229,6 @@ class FittedQIteration:
         self.logger.scalar(Tags.BELLMAN_RESIDUAL_MEAN, float(residual.mean()), iteration)
         history["iteration"].append(float(iteration))
         history["bellman_residual"].append(residual_max)
-
-    def _log_eval(self, returns: np.ndarray, iteration: int) -> None:
-        self.logger.scalar(Tags.EVAL_RETURN_MEAN, float(returns.mean()), iteration)
-        self.logger.scalar(Tags.EVAL_RETURN_STD, float(returns.std()), iteration)
 
 
 class _GradientFit:

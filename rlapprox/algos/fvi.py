@@ -27,7 +27,7 @@ from rlapprox.approximators.linear import (
     with_bias_column,
 )
 from rlapprox.errors import DivergenceError
-from rlapprox.evaluation import evaluate_policy
+from rlapprox.evaluation import evaluate_policy, log_returns, return_metrics
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.models.base import GenerativeModel
 
@@ -258,7 +258,7 @@ class FittedValueIteration:
             if cfg.image_every and iteration % cfg.image_every == 0 and self.value_image:
                 self.value_image(iteration)
             if cfg.eval_every and iteration % cfg.eval_every == 0 and self.eval_env_fn is not None:
-                self._log_eval(self.evaluate_returns(), iteration)
+                log_returns(self.logger, self.evaluate_returns(), iteration)
             if float(change) < cfg.tolerance:
                 converged = True
                 break
@@ -281,12 +281,8 @@ class FittedValueIteration:
         }
         if self.eval_env_fn is not None:
             returns = self.evaluate_returns()
-            self._log_eval(returns, iteration)
-            metrics.update(
-                eval_return_mean=float(returns.mean()),
-                eval_return_std=float(returns.std()),
-                eval_episodes=len(returns),
-            )
+            log_returns(self.logger, returns, iteration)
+            metrics.update(return_metrics(returns))
         return FVIResult(metrics=metrics, history=history)
 
     def evaluate_returns(self, num_episodes: int | None = None) -> np.ndarray:
@@ -395,10 +391,6 @@ class FittedValueIteration:
         history["iteration"].append(float(iteration))
         history["bellman_residual"].append(residual_max)
         history["value_change"].append(float(change))
-
-    def _log_eval(self, returns: np.ndarray, iteration: int) -> None:
-        self.logger.scalar(Tags.EVAL_RETURN_MEAN, float(returns.mean()), iteration)
-        self.logger.scalar(Tags.EVAL_RETURN_STD, float(returns.std()), iteration)
 
 
 class _Backups:
