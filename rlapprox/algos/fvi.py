@@ -65,6 +65,8 @@ class FVIConfig:
         value_inputs: what U's approximator takes: ``"observations"`` (what the env shows,
             e.g. cos/sin of angles) or the model's ``"states"`` (e.g. the angles: grids and
             multilinear interpolation want a box of states).
+        policy_lookahead: steps the greedy policy looks ahead through the model (1: argmax of
+            r + γ U(s'); d: the best of all num_actions**d action sequences, then U).
     """
 
     gamma: float = 0.99
@@ -84,6 +86,7 @@ class FVIConfig:
     log_every: int = 10
     image_every: int = 0
     value_inputs: str = "observations"
+    policy_lookahead: int = 1
 
     def __post_init__(self) -> None:
         """Check every field; errors name the field and what is allowed."""
@@ -98,6 +101,7 @@ class FVIConfig:
         check_choice("sampling", self.sampling, SAMPLINGS)
         check_choice("solver", self.solver, SOLVERS)
         check_choice("value_inputs", self.value_inputs, ("observations", "states"))
+        check_positive_int("policy_lookahead", self.policy_lookahead)
         check_range("ridge", self.ridge, low=0.0)
         check_range("tolerance", self.tolerance, low=0.0)
 
@@ -216,10 +220,24 @@ class FittedValueIteration:
 
     @torch.no_grad()
     def q_values(self, observations: torch.Tensor) -> torch.Tensor:
-        """Lookahead Q(s, a) = r + γ(1 - d) U(s') through the model, ``(B, num_actions)``."""
+        """Lookahead Q(s, a) = r + γ(1 - d) U(s') through the model, ``(B, num_actions)``.
+
+        With ``config.policy_lookahead = d > 1`` the successors' values are themselves
+        d - 1 step lookaheads, max_a' Q_{d-1}(s', a'): every action sequence of length d.
+        """
         states = self.model.states_from_observations(observations.to(self.device, torch.float64))
+        return self._q_values_of_states(states, self.config.policy_lookahead)
+
+    def _q_values_of_states(self, states: torch.Tensor, depth: int) -> torch.Tensor:
         actions = torch.arange(self.model.num_actions, device=self.device)
-        rewards, next_values = self._lookahead(states, actions)
+        if depth <= 1:
+            successor_value = self.value_of_states
+        else:
+
+            def successor_value(next_states: torch.Tensor) -> torch.Tensor:
+                return self._q_values_of_states(next_states, depth - 1).max(dim=1).values
+
+        rewards, next_values = self._lookahead(states, actions, successor_value)
         return rewards + self.config.gamma * next_values
 
     def policy(self, observations: torch.Tensor) -> torch.Tensor:
@@ -349,9 +367,16 @@ class FittedValueIteration:
         return actions.expand(len(states), -1)
 
     def _lookahead(
-        self, states: torch.Tensor, actions: torch.Tensor
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        successor_value: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """E[r] and E[(1 - d) U(s')] for each state and action, both ``(B, A)``."""
+        """E[r] and E[(1 - d) V(s')] for each state and action, both ``(B, A)``.
+
+        V is ``successor_value`` (states → values), U itself by default.
+        """
+        successor_value = successor_value or self.value_of_states
         actions = actions.expand(len(states), -1) if actions.ndim == 1 else actions
         num_branches = actions.shape[1]
         outcomes = self.model.outcomes(
@@ -360,7 +385,7 @@ class FittedValueIteration:
             self.config.num_next_samples,
             self.generator,
         )
-        next_values = self.value_of_states(outcomes.next_states).to(torch.float64)
+        next_values = successor_value(outcomes.next_states).to(torch.float64)
         not_done = (~outcomes.terminated).to(torch.float64)
         weights = outcomes.weights  # (B * A, K)
         shape = (len(states), num_branches)

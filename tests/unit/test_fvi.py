@@ -381,3 +381,18 @@ def test_tabular_outcomes_are_every_next_state_with_its_probability():
     expected_rewards = mdp.rewards[[0, 3, 1], [1, 0, 1]].repeat_interleave(4)
     torch.testing.assert_close(outcomes.rewards, expected_rewards)
     assert not outcomes.terminated.any()
+
+
+def test_deeper_lookahead_is_the_best_action_sequence():
+    mdp = random_mdp(5, 2, torch.Generator().manual_seed(3))
+    model = TabularModel(mdp)
+    approximator = LinearApproximator(PolynomialBasis(5, 1, coupling="independent"), 1, bias=False)
+    approximator = approximator.double()
+    values = torch.linspace(-1.0, 1.0, 5, dtype=torch.float64)
+    approximator.set_theta(torch.cat([torch.zeros(1, dtype=torch.float64), values]).unsqueeze(1))
+    config = FVIConfig(gamma=0.8, sampling="grid", grid_points=5, policy_lookahead=2)
+    fvi = FittedValueIteration(approximator, model, config)
+    one_step = mdp.rewards + 0.8 * mdp.transitions @ values  # (S, A)
+    two_step = mdp.rewards + 0.8 * mdp.transitions @ one_step.max(dim=1).values
+    observations = torch.eye(5, dtype=torch.float64)
+    torch.testing.assert_close(fvi.q_values(observations), two_step)
