@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
@@ -312,6 +313,14 @@ def _run_dqn(cfg: DictConfig, context: RunContext) -> RunOutcome:
         on_checkpoint=lambda step: context.save_checkpoint(cfg, dqn.state_dict(), step),
         progress=cfg.logger.progress,
     )
+    dqn.on_evaluate = _q_image_logger(
+        dqn.q_network,
+        envs.single_observation_space,
+        cfg.env.get("obs_bounds"),
+        _observation_names(cfg.env.id, envs.single_observation_space),
+        logger,
+        device,
+    )
     if context.resume_state is not None:
         dqn.load_state_dict(context.resume_state)
         print(f"rlapprox: resuming at env step {dqn.step} of {dqn_config.total_steps}", flush=True)
@@ -394,6 +403,55 @@ def _value_image_logger(
         logger.figure(Tags.FIGURE_VALUE, figure, iteration)
 
     return log_image
+
+
+def _q_image_logger(
+    q_network: nn.Module,
+    space: gym.spaces.Space,
+    obs_bounds: Any,
+    names: tuple[str, ...],
+    logger: ScalarLogger,
+    device: torch.device,
+) -> Callable[[int], None] | None:
+    """A callback drawing max_a Q and the greedy action over a 2-D observation box."""
+    if not isinstance(space, gym.spaces.Box) or space.shape != (2,):
+        return None
+    box = BoxNormalizer.from_space(space, obs_bounds)
+    points = 101
+    low, high = box.low.tolist(), box.high.tolist()
+    axes = [torch.linspace(lo, hi, points) for lo, hi in zip(low, high, strict=True)]
+    grid = torch.stack([m.flatten() for m in torch.meshgrid(*axes, indexing="ij")], dim=1)
+
+    @torch.no_grad()
+    def log_images(step: int) -> None:
+        was_training = q_network.training
+        q_network.eval()
+        q = q_network(grid.to(device)).cpu()
+        q_network.train(was_training)
+        extent = ((low[0], high[0]), (low[1], high[1]))
+        figure = value_heatmap(
+            q.max(dim=1).values.reshape(points, points), *extent, *names,
+            title=f"max_a Q(s, a), env step {step}", colorbar_label="max_a Q(s, a)",
+        )  # fmt: skip
+        logger.figure(Tags.FIGURE_VALUE, figure, step)
+        figure = value_heatmap(
+            q.argmax(dim=1).reshape(points, points), *extent, *names,
+            title=f"greedy action, env step {step}", colorbar_label="action",
+            num_levels=q.shape[1],
+        )  # fmt: skip
+        logger.figure(Tags.FIGURE_ACTION, figure, step)
+
+    return log_images
+
+
+def _observation_names(env_id: str, space: gym.spaces.Space) -> tuple[str, ...]:
+    """Axis labels: the model's state names where observations are the state, else obs[i]."""
+    dim = int(np.prod(space.shape)) if space.shape else 0
+    if env_id in MODELS:
+        names = make_model(env_id).state_names
+        if len(names) == dim:
+            return tuple(names)
+    return tuple(f"obs[{i}]" for i in range(dim))
 
 
 def _run_fvi(cfg: DictConfig, context: RunContext) -> RunOutcome:

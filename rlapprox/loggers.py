@@ -38,6 +38,7 @@ class Tags:
     VALUE_MEAN = "fvi/value_mean"
     VALUE_CHANGE = "fvi/value_change"
     FIGURE_VALUE = "figures/value"
+    FIGURE_ACTION = "figures/greedy_action"
     SPS = "time/sps"
     FIGURE_FIT = "figures/fit"
     CONFIG = "config"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -76,6 +76,7 @@ def value_heatmap(
     y_label: str,
     title: str,
     colorbar_label: str = "U(s)",
+    num_levels: int | None = None,
 ) -> Figure:
     """A heat map of a function on a 2-D grid, with labelled axes and a colour bar.
 
@@ -87,19 +88,33 @@ def value_heatmap(
         y_label: name of the vertical state variable.
         title: the figure title (say which iteration or step).
         colorbar_label: what the colours mean.
+        num_levels: for integer-valued maps (greedy actions), the number of discrete colours.
     """
     figure = new_figure(6.0, 4.5)
     axes = figure.add_subplot()
+    discrete = num_levels is not None
     image = axes.imshow(
         values.detach().cpu().double().T.numpy(),
         origin="lower",
         aspect="auto",
         extent=(x_range[0], x_range[1], y_range[0], y_range[1]),
-        cmap="viridis",
+        cmap=plt_colormap("tab10", num_levels) if discrete else "viridis",
+        vmin=-0.5 if discrete else None,
+        vmax=num_levels - 0.5 if discrete else None,
+        interpolation="nearest",
     )
-    figure.colorbar(image, ax=axes, label=colorbar_label)
+    colorbar = figure.colorbar(image, ax=axes, label=colorbar_label)
+    if discrete:
+        colorbar.set_ticks(range(num_levels))
     axes.set_xlabel(x_label)
     axes.set_ylabel(y_label)
     axes.set_title(title)
     figure.tight_layout()
     return figure
+
+
+def plt_colormap(name: str, levels: int) -> Any:
+    """A matplotlib colormap resampled to ``levels`` colours."""
+    from matplotlib import colormaps
+
+    return colormaps[name].resampled(levels)

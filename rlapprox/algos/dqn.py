@@ -229,6 +229,7 @@ class DQN:
         )
         self.logger = logger if logger is not None else NullLogger()
         self.on_checkpoint = on_checkpoint
+        self.on_evaluate: Callable[[int], None] | None = None  # e.g. a Q-function image
         self.progress = progress
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
@@ -463,6 +464,8 @@ class DQN:
         final_returns = self.evaluate_returns()
         self.eval_history.append((self.step, float(final_returns.mean())))
         log_returns(self.logger, final_returns, self.step)
+        if self.on_evaluate is not None:
+            self.on_evaluate(self.step)
         recent = self.recent_returns
         metrics: dict[str, float | int] = {
             "env_steps": self.step,
@@ -518,6 +521,8 @@ class DQN:
     def _evaluate(self, step: int) -> float:
         returns = self.evaluate_returns()
         log_returns(self.logger, returns, step)
+        if self.on_evaluate is not None:
+            self.on_evaluate(step)
         return float(returns.mean())
 
     def _loop_state(self) -> dict[str, Any] | None:

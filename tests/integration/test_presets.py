@@ -24,3 +24,24 @@ def test_preset_runs_with_debug_budget(compose_config, tmp_path, preset):
     assert (tmp_path / "checkpoint.pt").is_file()
     if cfg.algo.name in ("dqn", "fvi", "fqi"):
         assert {"eval_return_mean", "eval_return_std", "eval_episodes"} <= set(metrics)
+
+
+@pytest.mark.parametrize(
+    ("preset", "tags"),
+    [
+        ("fvi_mountaincar", {"figures/value"}),
+        ("dqn_mountaincar", {"figures/value", "figures/greedy_action"}),
+    ],
+)
+def test_two_dimensional_runs_log_value_images(compose_config, tmp_path, preset, tags):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = compose_config([f"experiment={preset}", "debug=default"])
+    train(cfg, tmp_path, dict(cfg.hydra.runtime.choices))
+    accumulator = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    accumulator.Reload()
+    assert tags <= set(accumulator.Tags()["images"])
+    for tag in tags:
+        image = accumulator.Images(tag)[-1]
+        assert image.encoded_image_string[:8] == b"\x89PNG\r\n\x1a\n"
+        assert image.width > 300
