@@ -126,6 +126,9 @@ def build_approximator(
     Flat-input approximators (``in_dim`` argument) get ``in_dim`` and a
     :class:`BoxNormalizer` (from ``normalizer``, or from ``observation_space`` and
     ``obs_bounds``); image approximators (``in_shape`` argument) get the space's shape.
+    A config with ``normalize_inputs: false`` (the neural nets' default) takes raw inputs:
+    feature maps need the unit box, but squeezing a wide observation box into it slows an
+    MLP's learning of the narrow dimensions (Adam's steps do not scale with the input).
 
     Args:
         node: the ``approximator`` config, with its ``_target_``.
@@ -138,6 +141,8 @@ def build_approximator(
         ConfigError: if the approximator does not fit the inputs or its arguments are bad.
     """
     parameters = _target_parameters("approximator", node)
+    normalize_inputs = bool(node.get("normalize_inputs", True))
+    node = OmegaConf.masked_copy(node, [key for key in node if key != "normalize_inputs"])
     shape = tuple(observation_space.shape) if observation_space is not None else None
     if "in_shape" in parameters:
         if shape is None or len(shape) != 3:
@@ -154,14 +159,30 @@ def build_approximator(
                 f"approximator ({node._target_}) takes flat vectors, but observations have "
                 f"shape {observation_space.shape}: use approximator=cnn for images"
             )
+        if not normalize_inputs:
+            in_dim = int(observation_space.shape[0])
+            return _instantiate("approximator", node, in_dim=in_dim, out_dim=out_dim)
         try:
             normalizer = BoxNormalizer.from_space(observation_space, obs_bounds)
         except ValueError as err:
             raise ConfigError(f"env: {err}") from err
     runtime: dict[str, Any] = {"in_dim": int(normalizer.dim), "out_dim": out_dim}
-    if "normalizer" in parameters:
+    if "normalizer" in parameters and normalize_inputs:
         runtime["normalizer"] = normalizer
     return _instantiate("approximator", node, **runtime)
+
+
+def build_q_network(cfg: DictConfig, space: gym.spaces.Space, num_actions: int) -> nn.Module:
+    """Q(s, ·) for ``cfg``: the approximator, under a dueling head when ``algo.dueling``."""
+    dueling = bool(cfg.algo.get("dueling", False))
+    approximator = build_approximator(
+        cfg.approximator,
+        out_dim=num_actions + 1 if dueling else num_actions,
+        observation_space=space,
+        obs_bounds=cfg.env.get("obs_bounds"),
+    )
+    # the dueling head makes V and the advantages from one approximator's outputs
+    return DuelingQ(approximator, num_actions) if dueling else approximator
 
 
 def build_optimizer(node: DictConfig, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
@@ -290,15 +311,7 @@ def _run_dqn(cfg: DictConfig, context: RunContext) -> RunOutcome:
             f"env: DQN needs discrete actions, but {cfg.env.id} has {action_space}; "
             "set env.discrete_actions=N to split each action dimension into N levels"
         )
-    num_actions = int(action_space.n)
-    q_network = build_approximator(
-        cfg.approximator,
-        out_dim=num_actions + 1 if dqn_config.dueling else num_actions,
-        observation_space=envs.single_observation_space,
-        obs_bounds=cfg.env.get("obs_bounds"),
-    )
-    if dqn_config.dueling:  # V and the advantages from one approximator's outputs
-        q_network = DuelingQ(q_network, num_actions)
+    q_network = build_q_network(cfg, envs.single_observation_space, int(action_space.n))
     q_network = q_network.to(device)
     build_optimizer(cfg.optimizer, q_network.parameters())  # fail now, not mid-run
     dqn = DQN(
@@ -508,7 +521,10 @@ def _run_fqi(cfg: DictConfig, context: RunContext) -> RunOutcome:
     fqi_config = _algo_config(cfg, FQIConfig)
     device = _device(cfg)
     seed_everything(cfg.seed)
-    dataset, num_actions, observation_space = _fqi_dataset(cfg)
+    try:
+        dataset, num_actions, observation_space = _fqi_dataset(cfg)
+    except (ValueError, OSError) as err:
+        raise ConfigError(f"algo.dataset: {_first_line(err)}") from err
     approximator = build_approximator(
         cfg.approximator,
         out_dim=num_actions,
@@ -619,6 +635,13 @@ def config_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "configs"
 
 
+def _as_input(x: torch.Tensor, approximator: nn.Module, device: torch.device) -> torch.Tensor:
+    """Inputs on the device, floating ones in the approximator's dtype (uint8 images stay)."""
+    x = x.to(device)
+    dtype = next(approximator.parameters()).dtype
+    return x.to(dtype) if x.is_floating_point() else x
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     """Rebuild a finished run from its directory: config, approximator, policy and metrics.
 
@@ -642,8 +665,10 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
     device = torch.device(device)
     model, gamma = None, cfg.algo.get("gamma")
     value = q_values = None
+    state = checkpoint["state"]["approximator"]
     if name == "regression":
-        in_dim = cfg.algo.dataset.in_dim
+        in_dim = state["normalizer.low"].numel() if "normalizer.low" in state else None
+        in_dim = in_dim or cfg.algo.dataset.in_dim  # a CSV's width comes from the file
         placeholder = BoxNormalizer([0.0] * in_dim, [1.0] * in_dim)  # bounds come from the state
         approximator = build_approximator(cfg.approximator, out_dim=1, normalizer=placeholder)
     elif name == "fvi":
@@ -663,15 +688,10 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
         env = _eval_env(cfg)
         space, num_actions = env.observation_space, int(env.action_space.n)
         env.close()
-        approximator = build_approximator(
-            cfg.approximator,
-            out_dim=num_actions,
-            observation_space=space,
-            obs_bounds=cfg.env.get("obs_bounds"),
-        )
+        approximator = build_q_network(cfg, space, num_actions)
     else:
         raise ConfigError(f"algo: cannot load a run of unknown algorithm {name!r}")
-    approximator.load_state_dict(checkpoint["state"]["approximator"])
+    approximator.load_state_dict(state)
     approximator = approximator.to(device).eval()
     if name == "fvi":
         fvi = FittedValueIteration(
@@ -679,9 +699,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
         )
         value, q_values = fvi.value, fvi.q_values
     elif name == "regression":
-        value = lambda x: approximator(x.to(device)).squeeze(-1)  # noqa: E731
+        value = lambda x: approximator(_as_input(x, approximator, device)).squeeze(-1)  # noqa: E731
     else:
-        q_values = lambda obs: approximator(obs.to(device))  # noqa: E731
+        q_values = lambda obs: approximator(_as_input(obs, approximator, device))  # noqa: E731
     return LoadedRun(
         run_dir=run_dir,
         config=checkpoint["config"],

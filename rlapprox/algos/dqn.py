@@ -219,8 +219,10 @@ class DQN:
             isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm))
             for m in self.q_network.modules()
         )
-        self.target_network = copy.deepcopy(self.q_network).requires_grad_(False)
+        self.target_network = copy.deepcopy(self.q_network).requires_grad_(False).eval()
         self.parameters = list(self.q_network.parameters())  # walked once, not every update
+        self._dtype = self.parameters[0].dtype
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         self.optimizer = optimizer_factory(self.parameters)
         obs_space = envs.single_observation_space
         self.buffer = self._make_buffer(obs_space)
@@ -245,13 +247,22 @@ class DQN:
     @torch.no_grad()
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         """Greedy actions argmax_a Q(obs, a), shape ``(B,)`` for ``(B, *obs_shape)`` input."""
+        return self._q_eval_mode(self._as_input(obs)).argmax(dim=1)
+
+    def _as_input(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations on the device; floating ones in the network's dtype (uint8 stays)."""
+        obs = obs.to(self.device)
+        return obs.to(self._dtype) if obs.is_floating_point() else obs
+
+    def _q_eval_mode(self, obs: torch.Tensor) -> torch.Tensor:
+        """Online Q-values with dropout and batch norm in eval mode (acting, Double DQN)."""
         if not self._acting_needs_eval:
-            return self.q_network(obs.to(self.device)).argmax(dim=1)
+            return self.q_network(obs)
         was_training = self.q_network.training
         self.q_network.eval()
-        actions = self.q_network(obs.to(self.device)).argmax(dim=1)
+        q = self.q_network(obs)
         self.q_network.train(was_training)
-        return actions
+        return q
 
     def run(self) -> DQNResult:
         """Collect env steps up to ``total_steps`` while learning Q; evaluate at the end.
@@ -294,6 +305,7 @@ class DQN:
             if self._periodic(cfg.eval_every):
                 self.eval_history.append((step, self._evaluate(step)))
             if self._periodic(cfg.checkpoint_every) and self.on_checkpoint is not None:
+                self._check_finite()
                 self.on_checkpoint(step)
         bar.close()
         return self._finish(time.perf_counter() - start, start_step)
@@ -441,12 +453,13 @@ class DQN:
         batch, weights, rows = self._sample()
         with torch.no_grad():
             next_q_target = self.target_network(batch.next_obs)
-            next_q_online = self.q_network(batch.next_obs) if cfg.double_dqn else None
+            next_q_online = self._q_eval_mode(batch.next_obs) if cfg.double_dqn else None
             next_values = max_next_q(next_q_target, next_q_online)
             targets = td_target(batch.rewards, next_values, batch.terminated, batch.discounts)
         q_all = self.q_network(batch.obs)
         q_taken = q_all.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
         loss = td_loss(q_taken, targets, cfg.loss, weights)
+        self._nonfinite |= ~torch.isfinite(loss)  # checked (one sync) before any checkpoint
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         stats = {"loss": loss.detach(), "q": q_all.detach()}
@@ -459,8 +472,18 @@ class DQN:
         self.num_updates += 1
         return stats
 
+    def _check_finite(self) -> None:
+        """Stop (before saving anything) if any TD loss since the start was NaN or infinite."""
+        if bool(self._nonfinite):
+            raise DivergenceError(
+                f"DQN's TD loss became NaN or infinite by env step {self.step}; the last "
+                "checkpoint written before it is kept. Try a smaller optimizer.lr, loss=huber "
+                "or max_grad_norm"
+            )
+
     def _finish(self, wall_time: float, start_step: int) -> DQNResult:
         """Final greedy evaluation, metrics and checkpoint."""
+        self._check_finite()
         final_returns = self.evaluate_returns()
         self.eval_history.append((self.step, float(final_returns.mean())))
         log_returns(self.logger, final_returns, self.step)

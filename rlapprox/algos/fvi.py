@@ -193,6 +193,8 @@ class FittedValueIteration:
         self.optimizer = (
             None if self.use_least_squares else optimizer_factory(self.approximator.parameters())
         )
+        # computed (and checked) now, so that a bad combination fails before any work
+        self._vertex_states = self._vertices_as_states() if config.sampling == "vertices" else None
 
     # -- values and the greedy policy -------------------------------------------------------
 
@@ -339,7 +341,10 @@ class FittedValueIteration:
             axes = [torch.linspace(0, 1, cfg.grid_points, dtype=torch.float64)] * model.state_dim
             unit = torch.stack([m.flatten() for m in torch.meshgrid(*axes, indexing="ij")], 1)
             return low + unit.to(self.device) * (high - low)
-        # vertices: the approximator's own grid, mapped from its unit box to its inputs
+        return self._vertex_states
+
+    def _vertices_as_states(self) -> torch.Tensor:
+        """The multilinear approximator's grid vertices, mapped from its unit box to states."""
         unit = self.approximator.features.vertices(torch.float64).to(self.device)
         normalizer = self.approximator.normalizer
         if normalizer is None:
@@ -347,14 +352,14 @@ class FittedValueIteration:
         input_low = normalizer.low.to(self.device, torch.float64)
         input_high = normalizer.high.to(self.device, torch.float64)
         inputs = input_low + unit * (input_high - input_low)
-        if cfg.value_inputs == "states":
+        if self.config.value_inputs == "states":
             return inputs
-        states = model.states_from_observations(inputs)
-        if not torch.allclose(model.observe(states), inputs, atol=1e-9):
+        states = self.model.states_from_observations(inputs)
+        if not torch.allclose(self.model.observe(states), inputs, atol=1e-9):
             # e.g. (cos θ, sin θ) grid points off the unit circle: no state shows them
             raise ValueError(
                 f"sampling='vertices' with value_inputs='observations' needs every grid point "
-                f"to be an observation of some state, which {model.env_id} does not give; "
+                f"to be an observation of some state, which {self.model.env_id} does not give; "
                 "use value_inputs='states'"
             )
         return states

@@ -59,10 +59,17 @@ class BoxNormalizer(nn.Module):
             raise ValueError(f"bounds must be finite with high > low; bad dims {pairs}")
         self.register_buffer("low", low_t)
         self.register_buffer("high", high_t)
-        # z = x * scale + offset in one fused op; derived from the bounds, so not saved.
+        # z = x * scale + offset in one fused op; derived from the bounds, so not saved, and
+        # recomputed whenever loaded bounds replace these.
         self.register_buffer("scale", 1.0 / (high_t - low_t), persistent=False)
         self.register_buffer("offset", -low_t / (high_t - low_t), persistent=False)
+        self.register_load_state_dict_post_hook(lambda module, _: module._derive_affine())
         self.clip = clip
+
+    def _derive_affine(self, dtype: torch.dtype | None = None) -> None:
+        span = self.high - self.low
+        self.scale = (1.0 / span).to(dtype or self.scale.dtype)
+        self.offset = (-self.low / span).to(dtype or self.offset.dtype)
 
     @property
     def dim(self) -> int:
@@ -107,9 +114,7 @@ class BoxNormalizer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scale ``(B, d)`` inputs to the unit box."""
         if self.scale.dtype != x.dtype:  # recomputed from the bounds, not cast from a copy
-            span = self.high - self.low
-            self.scale = (1.0 / span).to(x.dtype)
-            self.offset = (-self.low / span).to(x.dtype)
+            self._derive_affine(x.dtype)
         z = torch.addcmul(self.offset, x, self.scale)
         return z.clamp(0.0, 1.0) if self.clip else z
 

@@ -165,7 +165,7 @@ BAD_INPUTS = {
     "dropout-neg": (["approximator.dropout=-0.1"], ["dropout", "[0, 1)"]),
     "csv-no-path": (["algo.dataset.name=csv"], ["dataset.path"]),
     "unbounded-obs": (
-        ["algo=dqn", "env=cartpole", "env.obs_bounds=null"],
+        ["algo=dqn", "env=cartpole", "approximator=linear_fourier", "env.obs_bounds=null"],
         ["dims [1, 3]", "obs_bounds"],
     ),
     "no-model": (
@@ -232,7 +232,7 @@ def test_bad_input_is_one_line_error(bad_input_runs, name) -> None:
 
 
 def test_unbounded_obs_dims_need_bounds(compose_config) -> None:
-    cfg = compose_config(["algo=regression", "env=cartpole"])
+    cfg = compose_config(["algo=regression", "env=cartpole", "approximator=linear_fourier"])
     env = gym.make(cfg.env.id)
     space = env.observation_space
     env.close()

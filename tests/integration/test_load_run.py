@@ -17,9 +17,11 @@ EVAL_SEED_OFFSET = 10**6  # the algorithms evaluate episode i from seed + 10**6 
 
 RUNS = {
     "dqn": ["algo=dqn", "env=cartpole"],
+    "dqn-dueling": ["algo=dqn", "env=cartpole", "algo.dueling=true", "algo.double_dqn=true"],
     "fvi": ["experiment=fvi_mountaincar", "approximator.points_per_dim=21"],
     "fqi": ["algo=fqi", "env=cartpole", "approximator=linear_fourier", "approximator.order=2"],
     "regression": ["algo=regression", "approximator=linear_sine"],
+    "regression-csv": ["algo=regression", "approximator=linear_poly", "algo.dataset.name=csv"],
 }
 
 
@@ -30,12 +32,18 @@ def finished_run(request, tmp_path_factory):
 
     GlobalHydra.instance().clear()
     overrides = [*RUNS[request.param], "debug=default", "logger.tensorboard=false", "seed=7"]
+    run_dir = tmp_path_factory.mktemp(request.param)
+    if request.param == "regression-csv":  # two input columns, y = x1 - 2 x2 + noise
+        rng = np.random.default_rng(0)
+        x = rng.uniform(-3.0, 5.0, size=(200, 2))
+        y = x[:, 0] - 2 * x[:, 1] + rng.normal(0, 0.1, 200)
+        np.savetxt(run_dir / "data.csv", np.column_stack([x, y]), delimiter=",")
+        overrides.append(f"algo.dataset.path={run_dir / 'data.csv'}")
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         cfg = compose("train", overrides=overrides)
     GlobalHydra.instance().clear()
-    run_dir = tmp_path_factory.mktemp(request.param)
     metrics = train(cfg, run_dir, {"approximator": "x", "optimizer": "y"})
-    return request.param, cfg, run_dir, metrics
+    return cfg.algo.name, cfg, run_dir, metrics
 
 
 def test_loaded_run_has_config_metrics_and_eval_mode(finished_run):
@@ -65,7 +73,11 @@ def test_greedy_return_matches_the_recorded_evaluation(finished_run):
 def test_values_survive_a_second_load(finished_run):
     algo, cfg, run_dir, _ = finished_run
     first, second = rlapprox.load_run(run_dir), rlapprox.load_run(run_dir)
-    inputs = torch.rand(5, 1) if algo == "regression" else _observations(cfg)
+    if algo == "regression":  # float64 inputs of the data's width
+        inputs = torch.rand(5, cfg.algo.dataset.in_dim if "csv" not in str(run_dir) else 2)
+        inputs = inputs.double()
+    else:
+        inputs = _observations(cfg)
     torch.testing.assert_close(first.value(inputs), second.value(inputs))
     if algo != "regression":
         torch.testing.assert_close(first.q_values(inputs), second.q_values(inputs))
