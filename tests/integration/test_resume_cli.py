@@ -78,3 +78,15 @@ def test_killed_run_resumes_to_the_same_end(tmp_path):
     resumed_metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     for key in ("env_steps", "eval_return_mean", "gradient_steps_done", "train_episodes"):
         assert resumed_metrics[key] == whole_metrics[key], key
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for run_dir in runs:
+        proc = _run([*ARGS, f"hydra.run.dir={run_dir}"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    first, second = (json.loads((run / "metrics.json").read_text()) for run in runs)
+    timing = {"wall_time_s", "sps"}
+    assert {k: v for k, v in first.items() if k not in timing} == {
+        k: v for k, v in second.items() if k not in timing
+    }
