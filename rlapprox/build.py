@@ -42,8 +42,7 @@ from rlapprox.transitions import (
     collect_random_transitions,
     sample_model_transitions,
 )
-
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+from rlapprox.types import OptimizerFactory
 
 
 @dataclass

@@ -12,7 +12,7 @@ import copy
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +34,7 @@ from rlapprox.replay import (
     ReplayBuffer,
     TransitionBatch,
 )
-
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+from rlapprox.types import OptimizerFactory
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -31,8 +31,7 @@ from rlapprox.errors import DivergenceError
 from rlapprox.evaluation import evaluate_policy, log_returns, return_metrics
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.transitions import TransitionDataset
-
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+from rlapprox.types import OptimizerFactory
 
 
 @dataclass(frozen=True)

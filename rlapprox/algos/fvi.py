@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -30,8 +30,8 @@ from rlapprox.errors import DivergenceError
 from rlapprox.evaluation import evaluate_policy, log_returns, return_metrics
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.models.base import GenerativeModel
+from rlapprox.types import OptimizerFactory
 
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 StatePolicy = Callable[[torch.Tensor], torch.Tensor]
 SAMPLINGS = ("uniform", "sobol", "grid", "vertices")
 SOLVERS = ("auto", "least_squares", "sgd")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -14,8 +14,8 @@ from torch import nn
 from rlapprox._validation import check_choice, check_positive_int, check_range
 from rlapprox.errors import DivergenceError
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
+from rlapprox.types import OptimizerFactory
 
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SOLVERS = ("sgd", "least_squares")
 LOSSES = ("mse", "huber")
 

@@ -34,8 +34,9 @@ class GenerativeModel(ABC):
     rewards and termination flags, on the states' device and in their dtype. Fitted value
     iteration backs up values through it without stepping an environment state by state.
 
-    Subclasses set the attributes below and implement :meth:`step`, :meth:`observe`,
-    :meth:`states_from_observations` and :meth:`initial_states`.
+    Subclasses set the attributes below and implement :meth:`step` and :meth:`initial_states`;
+    those whose observations are not the state also override :meth:`observe` and
+    :meth:`states_from_observations`.
 
     Attributes:
         env_id: the Gymnasium id whose dynamics this reproduces.
@@ -79,13 +80,17 @@ class GenerativeModel(ABC):
             ``(next_states (B, state_dim), rewards (B,), terminated (B,) bool)``.
         """
 
-    @abstractmethod
     def observe(self, states: torch.Tensor) -> torch.Tensor:
-        """The observations the env shows in these states, ``(B, obs_dim)``."""
+        """The observations the env shows in these states, ``(B, obs_dim)``.
 
-    @abstractmethod
+        By default the observation is the state itself (a copy); models whose env shows
+        something else (cos/sin of angles) override this and :meth:`states_from_observations`.
+        """
+        return states.clone()
+
     def states_from_observations(self, observations: torch.Tensor) -> torch.Tensor:
         """Invert :meth:`observe`: ``(B, obs_dim)`` observations to ``(B, state_dim)`` states."""
+        return observations.clone()
 
     @abstractmethod
     def initial_states(self, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -141,14 +141,6 @@ class CartPoleModel(GenerativeModel):
             rewards = torch.ones_like(x)
         return torch.stack((x, x_dot, theta, theta_dot), dim=1), rewards, terminated
 
-    def observe(self, states: torch.Tensor) -> torch.Tensor:
-        """The observation is the state: ``(B, 4)``."""
-        return states.clone()
-
-    def states_from_observations(self, observations: torch.Tensor) -> torch.Tensor:
-        """The state is the observation: ``(B, 4)``."""
-        return observations.clone()
-
     def initial_states(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Every variable ``U(-0.05, 0.05)``: ``(n, 4)``, float64."""
         check_positive_int("n", n)

@@ -245,14 +245,6 @@ class LQRModel(GenerativeModel):
         terminated = torch.zeros(states.shape[0], dtype=torch.bool, device=device)
         return next_states, rewards, terminated
 
-    def observe(self, states: torch.Tensor) -> torch.Tensor:
-        """Observations are the states themselves."""
-        return states
-
-    def states_from_observations(self, observations: torch.Tensor) -> torch.Tensor:
-        """States are the observations themselves."""
-        return observations
-
     def initial_states(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` states from ``U(-state_bound/2, state_bound/2)^n``, float64, generator's device."""
         check_positive_int("n", n)

@@ -101,14 +101,6 @@ class MountainCarModel(GenerativeModel):
         rewards = torch.full_like(position, -1.0)
         return torch.stack((position, velocity), dim=1), rewards, terminated
 
-    def observe(self, states: torch.Tensor) -> torch.Tensor:
-        """The observation is the state: ``(B, 2)``."""
-        return states.clone()
-
-    def states_from_observations(self, observations: torch.Tensor) -> torch.Tensor:
-        """The state is the observation: ``(B, 2)``."""
-        return observations.clone()
-
     def initial_states(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Position ``U(-0.6, -0.4)``, velocity 0: ``(n, 2)``, float64."""
         check_positive_int("n", n)
