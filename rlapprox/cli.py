@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlapprox.build import RunContext, build_hparams, config_dir, run
 from rlapprox.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from rlapprox.errors import ConfigError, DivergenceError
-from rlapprox.loggers import NullLogger, TensorBoardLogger, write_metrics
+from rlapprox.loggers import NullLogger, Tags, TensorBoardLogger, write_metrics
 
 
 def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = None) -> dict:
@@ -50,7 +50,7 @@ def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None =
     logger: TensorBoardLogger | NullLogger
     if cfg.logger.tensorboard:
         logger = TensorBoardLogger(run_dir, histogram_every=cfg.logger.histogram_every)
-        logger.text("config", _indent(OmegaConf.to_yaml(cfg, resolve=True)))
+        logger.text(Tags.CONFIG, _indent(OmegaConf.to_yaml(cfg, resolve=True)))
         print(f"rlapprox: logging to {run_dir}  (tensorboard --logdir {run_dir})", flush=True)
     else:
         logger = NullLogger()

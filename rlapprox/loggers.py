@@ -23,7 +23,6 @@ class Tags:
     TRAIN_LOSS = "train/loss"
     TRAIN_TD_LOSS = "train/td_loss"
     TRAIN_GRAD_NORM = "train/grad_norm"
-    TRAIN_LEARNING_RATE = "train/learning_rate"
     VAL_MSE = "val/mse"
     Q_MEAN = "train/q_mean"
     Q_MIN = "train/q_min"
