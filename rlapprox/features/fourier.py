@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import torch
 
 from rlapprox._validation import check_choice, check_positive_int
-from rlapprox.features.base import FeatureMap
+from rlapprox.features.base import FeatureMap, input_names_for
 
 
 def _coefficients(in_dim: int, order: int, coupling: str) -> torch.Tensor:
@@ -57,3 +58,17 @@ class FourierBasis(FeatureMap):
         """Map ``(B, in_dim)`` inputs to ``(B, num_features)`` features."""
         self._check_input(x)
         return torch.cos(math.pi * (x @ self.coefficients.to(x.dtype).T))
+
+    def feature_names(self, input_names: Sequence[str] | None = None) -> list[str]:
+        """``1`` for ``c = 0``, ``cos(2πx0)`` for one term, ``cos(π(1x0+2x1))`` for more."""
+        names = input_names_for(self.in_dim, input_names)
+        out = []
+        for row in self.coefficients.tolist():
+            terms = [(c, x) for c, x in zip(row, names, strict=True) if c]
+            if not terms:
+                out.append("1")
+            elif len(terms) == 1:
+                out.append(f"cos({terms[0][0]}π{terms[0][1]})")
+            else:
+                out.append(f"cos(π({'+'.join(f'{c}{x}' for c, x in terms)}))")
+        return out

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from rlapprox._validation import check_positive_int
-from rlapprox.features.base import FeatureMap
+from rlapprox.features.base import FeatureMap, grid_index_names
 
 
 def grid_product(per_dim: torch.Tensor) -> torch.Tensor:
@@ -109,3 +111,7 @@ class MultilinearBasis(FeatureMap):
             is_coalesced=True,  # rows ascending, columns ascending within each row
             check_invariants=False,
         )
+
+    def feature_names(self, input_names: Sequence[str] | None = None) -> list[str]:
+        """Vertex indices ``vertex(i0,i1,…)`` in feature order (the names play no part)."""
+        return grid_index_names("vertex", self.in_dim, self.points_per_dim)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import torch
 
 from rlapprox._validation import check_choice, check_positive_int
-from rlapprox.features.base import FeatureMap
+from rlapprox.features.base import FeatureMap, input_names_for
 
 
 def _exponents(in_dim: int, degree: int, coupling: str) -> torch.Tensor:
@@ -64,3 +65,12 @@ class PolynomialBasis(FeatureMap):
         powers = x.unsqueeze(2).expand(-1, -1, self.degree).cumprod(dim=2)
         powers = torch.cat([ones, powers], dim=2)  # (B, in_dim, degree + 1): x_j^0 .. x_j^degree
         return powers[:, self.dims, self.exponents].prod(dim=2)
+
+    def feature_names(self, input_names: Sequence[str] | None = None) -> list[str]:
+        """The monomials: ``1``, ``x0``, ``x0^2``, ``x0*x1``, …."""
+        names = input_names_for(self.in_dim, input_names)
+        out = []
+        for row in self.exponents.tolist():
+            factors = [x if e == 1 else f"{x}^{e}" for e, x in zip(row, names, strict=True) if e]
+            out.append("*".join(factors) or "1")
+        return out

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from rlapprox._validation import check_choice, check_positive_int, check_range
-from rlapprox.features.base import FeatureMap
+from rlapprox.features.base import FeatureMap, grid_index_names, input_names_for
 from rlapprox.features.multilinear import grid_product
 
 
@@ -81,3 +83,11 @@ class RBFBasis(FeatureMap):
         if self.coupling == "independent":
             return per_dim.flatten(1)
         return grid_product(per_dim)
+
+    def feature_names(self, input_names: Sequence[str] | None = None) -> list[str]:
+        """Centre indices: ``rbf(i0,i1,…)`` on the product grid, ``rbf_x0(i)`` per dimension."""
+        names = input_names_for(self.in_dim, input_names)
+        points = self.centers_per_dim
+        if self.coupling == "independent":
+            return [f"rbf_{x}({i})" for x in names for i in range(points)]
+        return grid_index_names("rbf", self.in_dim, points)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 
 import torch
 
 from rlapprox._validation import check_choice, check_positive_int
-from rlapprox.features.base import FeatureMap
+from rlapprox.features.base import FeatureMap, input_names_for
 from rlapprox.features.multilinear import grid_product
 
 
@@ -52,3 +54,14 @@ class SineBasis(FeatureMap):
         if self.coupling == "independent":
             return per_dim.flatten(1)
         return grid_product(per_dim)
+
+    def feature_names(self, input_names: Sequence[str] | None = None) -> list[str]:
+        """``sin(iπx0)`` per feature; products for full coupling (``sin(1πx0)sin(2πx1)``)."""
+        names = input_names_for(self.in_dim, input_names)
+        if self.coupling == "independent":
+            return [f"sin({i}π{x})" for x in names for i in range(1, self.order + 1)]
+        frequencies = itertools.product(range(1, self.order + 1), repeat=self.in_dim)
+        return [
+            "".join(f"sin({i}π{x})" for i, x in zip(index, names, strict=True))
+            for index in frequencies
+        ]

@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 import torch
@@ -289,3 +290,68 @@ def test_rbf_centers_and_vertices_dtype():
     )
     assert RBFBasis(2, 1).centers().tolist() == [0.0]
     assert MultilinearBasis(1, 3).vertices().dtype == torch.get_default_dtype()
+
+
+# --- feature names -------------------------------------------------------------------------
+
+
+def _evaluate_name(name: str, x: torch.Tensor) -> torch.Tensor:
+    """The value of a formula name (``sin(2πx0)``, ``cos(π(1x0+2x1))``, ``x0^2*x1``) at x."""
+    expression = name.replace("^", "**").replace(")sin", ")*sin").replace("π(", "pi*(")
+    expression = re.sub(r"(\d)π", r"\1*pi*", expression)
+    expression = re.sub(r"(\d)(x\d)", r"\1*\2", expression)
+    scope = {"sin": torch.sin, "cos": torch.cos, "pi": math.pi}
+    scope.update({f"x{j}": x[:, j] for j in range(x.shape[1])})
+    value = eval(expression, scope)  # names are formulas in x0, x1, ...: exactly our test input
+    return (
+        value if isinstance(value, torch.Tensor) else torch.full((len(x),), float(value), dtype=F64)
+    )
+
+
+@pytest.mark.parametrize(
+    "basis",
+    [
+        SineBasis(2, 3),
+        SineBasis(2, 2, coupling="full"),
+        PolynomialBasis(2, 3),
+        PolynomialBasis(3, 2, coupling="independent"),
+        FourierBasis(2, 2),
+        FourierBasis(3, 2, coupling="independent"),
+        SineBasis(2, 2) + PolynomialBasis(2, 1),
+    ],
+    ids=repr,
+)
+def test_formula_names_evaluate_to_their_feature_columns(basis):
+    x = torch.rand(50, basis.in_dim, generator=torch.Generator().manual_seed(0), dtype=F64)
+    names = basis.feature_names()
+    assert len(names) == basis.num_features
+    columns = torch.stack([_evaluate_name(name, x) for name in names], dim=1)
+    torch.testing.assert_close(columns, basis(x))
+
+
+def test_names_read_like_the_formulas():
+    assert SineBasis(1, 2).feature_names() == ["sin(1πx)", "sin(2πx)"]
+    assert FourierBasis(2, 2).feature_names()[:6] == [
+        "1", "cos(1πx1)", "cos(2πx1)", "cos(1πx0)", "cos(π(1x0+1x1))", "cos(π(1x0+2x1))",
+    ]  # fmt: skip
+    assert PolynomialBasis(2, 2).feature_names(["p", "v"]) == ["1", "p", "v", "p^2", "p*v", "v^2"]
+    with pytest.raises(ValueError, match="need 2 input names"):
+        PolynomialBasis(2, 2).feature_names(["p"])
+
+
+@pytest.mark.parametrize(
+    ("basis", "prefix"), [(RBFBasis(2, 3), "rbf"), (MultilinearBasis(2, 3), "vertex")]
+)
+def test_grid_names_give_the_index_of_the_feature_peaking_there(basis, prefix):
+    names = basis.feature_names()
+    assert len(names) == basis.num_features == 9
+    for column, name in enumerate(names):
+        i, j = (int(k) for k in name.removeprefix(f"{prefix}(").removesuffix(")").split(","))
+        peak = torch.tensor([[i / 2, j / 2]], dtype=F64)
+        assert int(basis(peak).argmax()) == column, name
+
+
+def test_independent_rbf_names_say_dimension_and_centre():
+    assert RBFBasis(2, 2, coupling="independent").feature_names(["p", "v"]) == [
+        "rbf_p(0)", "rbf_p(1)", "rbf_v(0)", "rbf_v(1)",
+    ]  # fmt: skip
