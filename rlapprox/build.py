@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from rlapprox.algos import fit_regression
@@ -31,10 +31,18 @@ from rlapprox.datasets import make_regression_data
 from rlapprox.devices import resolve_device
 from rlapprox.envs import make_env, make_vector_env
 from rlapprox.errors import ConfigError
+from rlapprox.images import (
+    StateSlice,
+    StepCallback,
+    chain,
+    linear_weights_logger,
+    network_q_of_states,
+    value_image_logger,
+)
 from rlapprox.loggers import ScalarLogger, Tags
 from rlapprox.models.base import GenerativeModel
 from rlapprox.models.registry import MODELS, make_model
-from rlapprox.plots import regression_figure, value_heatmap
+from rlapprox.plots import regression_figure
 from rlapprox.runs import LoadedRun
 from rlapprox.seeding import seed_everything
 from rlapprox.transitions import (
@@ -282,6 +290,11 @@ def _run_regression(cfg: DictConfig, context: RunContext) -> RunOutcome:
     title = f"{approximator_name} on {data.name}: val MSE {result.val_mse:.4g}"
     figure = regression_figure(approximator, data, result.val_index, title=title)
     logger.figure(Tags.FIGURE_FIT, figure, result.num_steps)
+    log_weights = linear_weights_logger(
+        approximator, logger, output_names=["y"], subject=f"on {data.name}", step_name="step"
+    )
+    if log_weights is not None:
+        log_weights(result.num_steps)
     metrics = {
         "env": f"dataset:{data.name}",
         "env_steps": 0,
@@ -325,13 +338,8 @@ def _run_dqn(cfg: DictConfig, context: RunContext) -> RunOutcome:
         on_checkpoint=lambda step: context.save_checkpoint(cfg, dqn.state_dict(), step),
         progress=cfg.logger.progress,
     )
-    dqn.on_evaluate = _q_image_logger(
-        dqn.q_network,
-        envs.single_observation_space,
-        cfg.env.get("obs_bounds"),
-        _observation_names(cfg.env.id, envs.single_observation_space),
-        logger,
-        device,
+    dqn.on_evaluate = _q_images(
+        cfg, dqn.q_network, envs.single_observation_space, logger, device, "env step"
     )
     if context.resume_state is not None:
         dqn.load_state_dict(context.resume_state)
@@ -385,75 +393,118 @@ def _algo_config(cfg: DictConfig, config_class: type) -> Any:
         raise ConfigError(f"algo: {_first_line(err)}") from err
 
 
-def _value_image_logger(
-    value_of_states: Callable[[torch.Tensor], torch.Tensor],
-    model: GenerativeModel,
-    logger: ScalarLogger,
-    label: str,
-) -> Callable[[int], None] | None:
-    """A callback drawing U over a 2-D state space as a heat map (``None`` for other sizes)."""
-    if model.state_dim != 2:
+def _state_slice(cfg: DictConfig, names: Iterable[str], low: Any, high: Any) -> StateSlice | None:
+    """The plane value images are drawn on: ``env.slice_dims`` through ``env.slice_at``.
+
+    ``None`` for fewer than two state variables or unbounded ones.
+
+    Raises:
+        ConfigError: if ``env.slice_dims`` or ``env.slice_at`` do not fit the state.
+    """
+    names = tuple(names)
+    low, high = (
+        torch.as_tensor(low, dtype=torch.float64),
+        torch.as_tensor(high, dtype=torch.float64),
+    )
+    if len(names) < 2 or not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
         return None
-    points = 101
-    low, high = model.state_low.tolist(), model.state_high.tolist()
-    axes = [
-        torch.linspace(lo, hi, points, dtype=torch.float64)
-        for lo, hi in zip(low, high, strict=True)
-    ]
-    grid = torch.stack([m.flatten() for m in torch.meshgrid(*axes, indexing="ij")], dim=1)
+    dims, at = cfg.env.get("slice_dims"), cfg.env.get("slice_at")
+    dims = OmegaConf.to_container(dims) if isinstance(dims, DictConfig | ListConfig) else dims
+    at = OmegaConf.to_container(at) if isinstance(at, DictConfig | ListConfig) else at
+    try:
+        return StateSlice.through(names, low, high, dims=dims, at=at)
+    except ValueError as err:
+        raise ConfigError(f"env.slice_dims/slice_at: {err}") from err
 
-    def log_image(iteration: int) -> None:
-        values = value_of_states(grid).reshape(points, points)
-        figure = value_heatmap(
-            values,
-            (low[0], high[0]),
-            (low[1], high[1]),
-            model.state_names[0],
-            model.state_names[1],
-            title=f"{label} on {model.env_id}, iteration {iteration}",
+
+def _value_images(
+    cfg: DictConfig, fvi: FittedValueIteration, model: GenerativeModel, logger: ScalarLogger
+) -> StepCallback | None:
+    """FVI's images: U(s) and the greedy action over a state slice, and linear weights."""
+    state_slice = _state_slice(cfg, model.state_names, model.state_low, model.state_high)
+    subject = f"on {model.env_id}"
+    values = None
+    if state_slice is not None:
+        values = value_image_logger(
+            state_slice,
+            logger,
+            value=fvi.value_of_states,
+            q_values=lambda states: fvi.q_values(model.observe(states)),
+            subject=subject,
+            step_name="iteration",
         )
-        logger.figure(Tags.FIGURE_VALUE, figure, iteration)
+    inputs_are_states = fvi.config.value_inputs == "states"
+    input_names = (
+        model.state_names
+        if inputs_are_states
+        else _observation_names(model.env_id, model.observation_space)
+    )
+    weights = linear_weights_logger(
+        fvi.approximator,
+        logger,
+        input_names=input_names,
+        output_names=["U(s)"],
+        subject=subject,
+        step_name="iteration",
+    )
+    return chain(values, weights)
 
-    return log_image
 
-
-def _q_image_logger(
+def _q_images(
+    cfg: DictConfig,
     q_network: nn.Module,
     space: gym.spaces.Space,
-    obs_bounds: Any,
-    names: tuple[str, ...],
     logger: ScalarLogger,
     device: torch.device,
-) -> Callable[[int], None] | None:
-    """A callback drawing max_a Q and the greedy action over a 2-D observation box."""
-    if not isinstance(space, gym.spaces.Box) or space.shape != (2,):
-        return None
-    box = BoxNormalizer.from_space(space, obs_bounds)
-    points = 101
-    low, high = box.low.tolist(), box.high.tolist()
-    axes = [torch.linspace(lo, hi, points) for lo, hi in zip(low, high, strict=True)]
-    grid = torch.stack([m.flatten() for m in torch.meshgrid(*axes, indexing="ij")], dim=1)
+    step_name: str,
+) -> StepCallback | None:
+    """Images of a Q-network: max_a Q and the greedy action over a state slice, linear weights.
 
-    @torch.no_grad()
-    def log_images(step: int) -> None:
-        was_training = q_network.training
-        q_network.eval()
-        q = q_network(grid.to(device)).cpu()
-        q_network.train(was_training)
-        extent = ((low[0], high[0]), (low[1], high[1]))
-        figure = value_heatmap(
-            q.max(dim=1).values.reshape(points, points), *extent, *names,
-            title=f"max_a Q(s, a), env step {step}", colorbar_label="max_a Q(s, a)",
-        )  # fmt: skip
-        logger.figure(Tags.FIGURE_VALUE, figure, step)
-        figure = value_heatmap(
-            q.argmax(dim=1).reshape(points, points), *extent, *names,
-            title=f"greedy action, env step {step}", colorbar_label="action",
-            num_levels=q.shape[1],
-        )  # fmt: skip
-        logger.figure(Tags.FIGURE_ACTION, figure, step)
+    Envs with a generative model are drawn over the model's state box (what the network sees
+    is ``model.observe(states)``: cos/sin of Acrobot's angles, say); others over the
+    observation box with ``env.obs_bounds``.
+    """
+    state_slice, observe = _q_slice(cfg, space)
+    names = _observation_names(cfg.env.id, space)
+    subject = f"on {cfg.env.id}"
+    values = None
+    if state_slice is not None:
+        values = value_image_logger(
+            state_slice,
+            logger,
+            q_values=network_q_of_states(q_network, observe, device),
+            subject=subject,
+            step_name=step_name,
+        )
+    num_actions = getattr(q_network, "out_dim", 0)
+    weights = linear_weights_logger(
+        q_network,
+        logger,
+        input_names=names,
+        output_names=[f"action {a}" for a in range(num_actions)],
+        subject=subject,
+        step_name=step_name,
+    )
+    return chain(values, weights)
 
-    return log_images
+
+def _q_slice(
+    cfg: DictConfig, space: gym.spaces.Space
+) -> tuple[StateSlice | None, Callable[[torch.Tensor], torch.Tensor]]:
+    """The state slice of a Q-network's images and how states become its inputs."""
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        return None, lambda states: states
+    if cfg.env.id in MODELS:
+        model = _model_for(cfg)
+        if model.observation_space.shape == space.shape:
+            state_slice = _state_slice(cfg, model.state_names, model.state_low, model.state_high)
+            return state_slice, model.observe
+    try:
+        box = BoxNormalizer.from_space(space, cfg.env.get("obs_bounds"))
+    except ValueError:  # unbounded observations and no env.obs_bounds: nowhere to draw
+        return None, lambda states: states
+    names = _observation_names(cfg.env.id, space)
+    return _state_slice(cfg, names, box.low, box.high), lambda states: states
 
 
 def _observation_names(env_id: str, space: gym.spaces.Space) -> tuple[str, ...]:
@@ -499,7 +550,7 @@ def _run_fvi(cfg: DictConfig, context: RunContext) -> RunOutcome:
         )
     except ValueError as err:
         raise ConfigError(f"algo: {err}") from err
-    fvi.value_image = _value_image_logger(fvi.value_of_states, model, logger, "U(s)")
+    fvi.value_image = _value_images(cfg, fvi, model, logger)
     result = fvi.run()
     metrics = {"env": cfg.env.id, "env_steps": 0, "gamma": fvi_config.gamma, **result.metrics}
     if hasattr(model, "optimal_value"):  # a closed-form optimum to compare with (LQR)
@@ -546,7 +597,10 @@ def _run_fqi(cfg: DictConfig, context: RunContext) -> RunOutcome:
         )
     except ValueError as err:
         raise ConfigError(f"algo: {err}") from err
+    images = _q_images(cfg, approximator, observation_space, logger, device, "iteration")
     result = fqi.run()
+    if images is not None:  # at the end: FQI's loop has no image hook
+        images(result.metrics["iterations"])
     metrics = {
         "env": cfg.env.id,
         "env_steps": len(dataset),

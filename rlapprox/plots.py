@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -109,6 +110,66 @@ def value_heatmap(
     axes.set_xlabel(x_label)
     axes.set_ylabel(y_label)
     axes.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def linear_weights_figure(
+    weights: torch.Tensor,
+    feature_names: Sequence[str],
+    title: str,
+    output_names: Sequence[str] | None = None,
+    bias: torch.Tensor | None = None,
+    note: str | None = None,
+    max_labels: int = 48,
+) -> Figure:
+    """The weights of a linear model per basis function, one panel per output.
+
+    Up to ``max_labels`` features are drawn as bars labelled with the features' names
+    (positive blue, negative red); more as a line over the feature index.
+
+    Args:
+        weights: ``(num_features, out_dim)``.
+        feature_names: ``num_features`` names, in column order.
+        title: the figure title (say which iteration or step).
+        output_names: one label per output; ``None`` numbers them.
+        bias: ``(out_dim,)`` learned constants, printed in each panel.
+        note: a line under the plot (what the inputs are).
+        max_labels: most features drawn as labelled bars.
+    """
+    weights = weights.detach().cpu().double()
+    num_features, out_dim = weights.shape
+    names = output_names or [f"output {i}" for i in range(out_dim)]
+    labelled = num_features <= max_labels
+    width = min(max(6.0, 0.24 * num_features + 2.0), 14.0) if labelled else 8.0
+    figure = new_figure(width, 1.0 + 1.8 * out_dim + (1.4 if labelled else 0.4))
+    axes_list = figure.subplots(out_dim, 1, sharex=True, squeeze=False)[:, 0]
+    index = torch.arange(num_features)
+    for output, axes in enumerate(axes_list):
+        column = weights[:, output]
+        if labelled:
+            colors = ["C0" if w >= 0 else "C3" for w in column.tolist()]
+            axes.bar(index.numpy(), column.numpy(), color=colors, width=0.8)
+        elif num_features <= 1000:  # stems
+            axes.vlines(index.numpy(), 0.0, column.numpy(), color="C0", linewidth=0.8)
+            axes.plot(index.numpy(), column.numpy(), ".", color="C0", markersize=3)
+        else:
+            axes.plot(index.numpy(), column.numpy(), color="C0", linewidth=0.6)
+        axes.axhline(0.0, color="black", linewidth=0.6)
+        label = names[output]
+        if bias is not None:
+            label += f"\nbias {float(bias[output]):.3g}"
+        axes.set_ylabel(label)
+        axes.grid(axis="y", alpha=0.3)
+    bottom = axes_list[-1]
+    if labelled:
+        bottom.set_xticks(index.numpy(), list(feature_names), rotation=90, fontsize="small")
+        bottom.set_xlabel("basis function")
+    else:
+        bottom.set_xlabel(f"basis function index ({num_features} features)")
+    if note:
+        bottom.set_xlabel(f"{bottom.get_xlabel()}; {note}")
+    axes_list[0].set_title(title)
     figure.tight_layout()
     return figure
 

@@ -192,6 +192,10 @@ BAD_INPUTS = {
         ["algo=dqn", "approximator=cnn"],
         ["image observations"],
     ),
+    "slice-dims": (
+        ["algo=fvi", "env=cartpole", "env.slice_dims=[theta,nope]"],
+        ["env.slice_dims", "'nope'", "theta_dot"],
+    ),
 }
 
 
