@@ -168,7 +168,7 @@ def linear_weights_figure(
     else:
         bottom.set_xlabel(f"basis function index ({num_features} features)")
     if note:
-        bottom.set_xlabel(f"{bottom.get_xlabel()}; {note}")
+        bottom.set_xlabel(f"{bottom.get_xlabel()}\n{note}")
     axes_list[0].set_title(title)
     figure.tight_layout()
     return figure
