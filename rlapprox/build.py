@@ -39,7 +39,7 @@ from rlapprox.images import (
     network_q_of_states,
     value_image_logger,
 )
-from rlapprox.loggers import ScalarLogger, Tags
+from rlapprox.loggers import NullLogger, ScalarLogger, Tags
 from rlapprox.models.base import GenerativeModel
 from rlapprox.models.registry import MODELS, make_model
 from rlapprox.plots import regression_figure
@@ -421,6 +421,8 @@ def _value_images(
     cfg: DictConfig, fvi: FittedValueIteration, model: GenerativeModel, logger: ScalarLogger
 ) -> StepCallback | None:
     """FVI's images: U(s) and the greedy action over a state slice, and linear weights."""
+    if isinstance(logger, NullLogger):  # nothing would record them
+        return None
     state_slice = _state_slice(cfg, model.state_names, model.state_low, model.state_high)
     subject = f"on {model.env_id}"
     values = None
@@ -464,6 +466,8 @@ def _q_images(
     is ``model.observe(states)``: cos/sin of Acrobot's angles, say); others over the
     observation box with ``env.obs_bounds``.
     """
+    if isinstance(logger, NullLogger):  # nothing would record them
+        return None
     state_slice, observe = _q_slice(cfg, space)
     names = _observation_names(cfg.env.id, space)
     subject = f"on {cfg.env.id}"
