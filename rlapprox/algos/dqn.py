@@ -290,8 +290,7 @@ class DQN:
 
             # train: gradient steps every train_freq env steps once learning has started
             if self._training_due(step):
-                for _ in range(cfg.gradient_steps):
-                    last_stats = self._update()
+                last_stats = self._train_phase()
 
             # sync the target network
             if _crossed(step, num_envs, cfg.target_update_interval):
@@ -439,26 +438,75 @@ class DQN:
             period > 0 and _crossed(self.step, cfg.num_envs, period) and self.step < cfg.total_steps
         )
 
-    def _sample(self) -> tuple[TransitionBatch, torch.Tensor | None, torch.Tensor | None]:
-        """A minibatch, its importance weights and rows (both ``None`` for uniform replay)."""
+    def _train_phase(self) -> dict[str, torch.Tensor]:
+        """``gradient_steps`` updates; returns the last one's figures for logging."""
         cfg = self.config
+        stats: dict[str, torch.Tensor] = {}
+        losses = []
         if isinstance(self.buffer, PrioritizedReplayBuffer):
-            beta = linear_schedule(cfg.per_beta0, 1.0, cfg.total_steps, self.step)
-            return self.buffer.sample(cfg.batch_size, self.generator, beta)
-        return self.buffer.sample(cfg.batch_size, self.generator), None, None
+            # each draw depends on the priorities the previous update wrote
+            for _ in range(cfg.gradient_steps):
+                beta = linear_schedule(cfg.per_beta0, 1.0, cfg.total_steps, self.step)
+                batch, weights, rows = self.buffer.sample(cfg.batch_size, self.generator, beta)
+                with torch.no_grad():
+                    next_q_target = self.target_network(batch.next_obs)
+                stats = self._update(batch, next_q_target, weights, rows)
+                losses.append(stats["loss"])
+        else:
+            # The target network stays fixed within a phase and uniform draws do not depend on
+            # the updates: draw all the phase's batches and value their s' in one forward pass,
+            # one large matrix product instead of gradient_steps small ones.
+            batches = self.buffer.sample(cfg.gradient_steps * cfg.batch_size, self.generator)
+            with torch.no_grad():
+                next_q_target = self._target_q(batches.next_obs)
+                # vanilla DQN's targets depend on the target network alone: all at once too
+                targets = None if cfg.double_dqn else self._targets(batches, next_q_target)
+            per_step = [
+                column.split(cfg.batch_size) if column is not None else [None] * cfg.gradient_steps
+                for column in (*batches, next_q_target, targets)
+            ]
+            for *columns, next_q, step_targets in zip(*per_step, strict=True):
+                stats = self._update(TransitionBatch(*columns), next_q, targets=step_targets)
+                losses.append(stats["loss"])
+        if losses:  # one check per phase; a sync with the device only before checkpoints
+            self._nonfinite |= ~torch.isfinite(torch.stack(losses)).all()
+        return stats
 
-    def _update(self) -> dict[str, torch.Tensor]:
+    def _target_q(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """Target-network Q(s', ·) of a whole phase, in chunks that bound the memory."""
+        chunk = max(self.config.batch_size, _TARGET_CHUNK_ELEMENTS // next_obs[0].numel())
+        return torch.cat([self.target_network(part) for part in next_obs.split(chunk)])
+
+    def _targets(self, batch: TransitionBatch, next_q_target: torch.Tensor) -> torch.Tensor:
+        """TD targets ``(B,)``; Double DQN picks the s' actions with the online network."""
+        next_q_online = self._q_eval_mode(batch.next_obs) if self.config.double_dqn else None
+        next_values = max_next_q(next_q_target, next_q_online)
+        return td_target(batch.rewards, next_values, batch.terminated, batch.discounts)
+
+    def _update(
+        self,
+        batch: TransitionBatch,
+        next_q_target: torch.Tensor,
+        weights: torch.Tensor | None = None,
+        rows: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """One gradient step on a batch whose target-network Q(s', ·) is given.
+
+        Args:
+            batch: transitions, ``B`` rows.
+            next_q_target: target-network Q(s', ·), shape ``(B, num_actions)``.
+            weights: importance weights ``(B,)`` of prioritized replay, else ``None``.
+            rows: the batch's buffer rows, whose priorities the TD errors update, or ``None``.
+            targets: the batch's TD targets ``(B,)`` if already computed, else ``None``.
+        """
         cfg = self.config
-        batch, weights, rows = self._sample()
-        with torch.no_grad():
-            next_q_target = self.target_network(batch.next_obs)
-            next_q_online = self._q_eval_mode(batch.next_obs) if cfg.double_dqn else None
-            next_values = max_next_q(next_q_target, next_q_online)
-            targets = td_target(batch.rewards, next_values, batch.terminated, batch.discounts)
+        if targets is None:
+            with torch.no_grad():
+                targets = self._targets(batch, next_q_target)
         q_all = self.q_network(batch.obs)
         q_taken = q_all.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
         loss = td_loss(q_taken, targets, cfg.loss, weights)
-        self._nonfinite |= ~torch.isfinite(loss)  # checked (one sync) before any checkpoint
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         stats = {"loss": loss.detach(), "q": q_all.detach()}
@@ -579,6 +627,11 @@ class DQN:
         _restore_env(self.envs, loop["envs"])
         self._obs = loop["obs"].numpy().copy()
         self._after_autoreset = loop["after_autoreset"].numpy().copy()
+
+
+# Rows of s' valued per target-network forward pass: (gradient_steps * batch_size) rows of
+# CartPole in one pass, image batches in chunks of about 64 MiB of float32 input.
+_TARGET_CHUNK_ELEMENTS = 1 << 24
 
 
 def _crossed(step: int, increment: int, period: int) -> bool:
