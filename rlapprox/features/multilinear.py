@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -104,13 +105,17 @@ class MultilinearBasis(FeatureMap):
             values = (values.unsqueeze(2) * corner_weight.unsqueeze(1)).flatten(1)
         rows = torch.arange(len(x), device=x.device).repeat_interleave(columns.shape[1])
         indices = torch.stack([rows, columns.flatten()])
-        return torch.sparse_coo_tensor(
-            indices,
-            values.flatten(),
-            size=(len(x), self.num_features),
-            is_coalesced=True,  # rows ascending, columns ascending within each row
-            check_invariants=False,
-        )
+        with warnings.catch_warnings():
+            # torch 2.11 warns that the checks are "implicitly disabled" even when
+            # check_invariants=False says so explicitly; the indices are valid by construction
+            warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly")
+            return torch.sparse_coo_tensor(
+                indices,
+                values.flatten(),
+                size=(len(x), self.num_features),
+                is_coalesced=True,  # rows ascending, columns ascending within each row
+                check_invariants=False,
+            )
 
     def feature_names(self, input_names: Sequence[str] | None = None) -> list[str]:
         """Vertex indices ``vertex(i0,i1,…)`` in feature order (the names play no part)."""
