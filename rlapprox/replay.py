@@ -73,6 +73,13 @@ class TransitionStorage:
         self.discounts = torch.zeros(capacity, dtype=torch.float32, device=self.device)
         self.position = 0
         self.size = 0
+        # On the CPU, numpy views of the same memory take an env's numpy arrays with one cheap
+        # assignment per column instead of a torch conversion and indexing call each.
+        self._host_views = (
+            [getattr(self, name).numpy() for name in _COLUMNS]
+            if self.device.type == "cpu"
+            else None
+        )
 
     def __len__(self) -> int:
         """Number of transitions stored, ``min(added, capacity)``."""
@@ -80,14 +87,14 @@ class TransitionStorage:
 
     def add(
         self,
-        obs: torch.Tensor,
-        actions: torch.Tensor,
-        rewards: torch.Tensor,
-        next_obs: torch.Tensor,
-        terminated: torch.Tensor,
-        discounts: torch.Tensor,
+        obs: torch.Tensor | np.ndarray,
+        actions: torch.Tensor | np.ndarray,
+        rewards: torch.Tensor | np.ndarray,
+        next_obs: torch.Tensor | np.ndarray,
+        terminated: torch.Tensor | np.ndarray,
+        discounts: torch.Tensor | np.ndarray,
     ) -> None:
-        """Append a batch of ``n`` transitions (``n`` may be 0).
+        """Append a batch of ``n`` transitions (``n`` may be 0), as tensors or numpy arrays.
 
         Args:
             obs: shape ``(n, *obs_shape)``.
@@ -104,17 +111,20 @@ class TransitionStorage:
             raise ValueError(f"cannot add {n} transitions to a buffer of capacity {self.capacity}")
         end = self.position + n
         # a contiguous slice where the rows do not wrap around (the common case)
+        values = (obs, next_obs, actions, rewards, terminated, discounts)
+        # a contiguous slice where the rows do not wrap around (the common case)
         rows = (
             slice(self.position, end)
             if end <= self.capacity
             else torch.arange(self.position, end, device=self.device) % self.capacity
         )
-        self.obs[rows] = obs.to(self.device, self.obs.dtype)
-        self.next_obs[rows] = next_obs.to(self.device, self.obs.dtype)
-        self.actions[rows] = actions.to(self.device, torch.long)
-        self.rewards[rows] = rewards.to(self.device, torch.float32)
-        self.terminated[rows] = terminated.to(self.device, torch.float32)
-        self.discounts[rows] = discounts.to(self.device, torch.float32)
+        if isinstance(rows, slice) and self._host_views is not None:
+            for view, column in zip(self._host_views, values, strict=True):
+                view[rows] = column.numpy(force=True) if torch.is_tensor(column) else column
+        else:
+            for name, column in zip(_COLUMNS, values, strict=True):
+                storage = getattr(self, name)
+                storage[rows] = torch.as_tensor(column).to(self.device, storage.dtype)
         self.position = end % self.capacity
         self.size = min(self.size + n, self.capacity)
 

@@ -421,7 +421,7 @@ class DQN:
         columns = self.n_step.push(
             obs, actions, rewards, next_obs, terminated, truncated, real=~self._after_autoreset
         )
-        self.buffer.add(*map(torch.from_numpy, columns))
+        self.buffer.add(*columns)
 
     def _training_due(self, step: int) -> bool:
         cfg = self.config
