@@ -240,7 +240,17 @@ def run(cfg: DictConfig, context: RunContext) -> RunOutcome:
         raise ConfigError(f"algo: unknown algorithm {name!r}; choose one of {sorted(ALGORITHMS)}")
     if context.resume_state is not None and name != "dqn":
         raise ConfigError(f"resume: only algo=dqn runs can be resumed, this one is algo={name}")
+    _set_threads(cfg.get("threads"))
     return ALGORITHMS[name](cfg, context)
+
+
+def _set_threads(threads: Any) -> None:
+    """Set torch's CPU thread count; ``None`` keeps torch's default (one per core)."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be a positive integer or null, got {threads!r}")
+    torch.set_num_threads(threads)
 
 
 def _run_regression(cfg: DictConfig, context: RunContext) -> RunOutcome:
