@@ -15,7 +15,7 @@ Three tables:
 CPU figures use torch's default thread count on that machine (printed).
 
 Example:
-    python scripts/bench_cuda.py --repeats 3
+    python scripts/bench_cuda.py --presets fvi_mountaincar,fvi_acrobot
 """
 
 from __future__ import annotations
@@ -39,18 +39,18 @@ from rlapprox.replay import ReplayBuffer
 
 GRADIENT_STEPS = 128  # per timed training phase
 FILLED_ROWS = 20_000
-RUNS = {
-    "dqn_cartpole (50k steps)": ["experiment=dqn_cartpole"],
-    "fvi_mountaincar": ["experiment=fvi_mountaincar"],
-    "fvi_pendulum": ["experiment=fvi_pendulum"],
-}
+DEFAULT_PRESETS = "dqn_cartpole,fvi_mountaincar,fvi_pendulum,fvi_acrobot"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line's options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed phases; the best counts")
-    parser.add_argument("--skip-runs", action="store_true", help="only the update table")
+    parser.add_argument(
+        "--presets",
+        default=DEFAULT_PRESETS,
+        help="comma-separated experiment presets for the whole-run table ('' skips it)",
+    )
     return parser.parse_args(argv)
 
 
@@ -160,16 +160,16 @@ def run_cli(overrides: list[str], device: str) -> tuple[float, float]:
     return wall, metrics["eval_return_mean"]
 
 
-def run_table() -> None:
+def run_table(presets: list[str]) -> None:
     """Print wall time and return of whole preset runs on each device."""
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print("\nWhole runs through rlapprox-train (wall s incl. start-up and final eval; return)")
     print("| preset | " + " | ".join(f"{d} wall s | {d} return" for d in devices) + " |")
     print("|" + "---|" * (2 * len(devices) + 1))
-    for name, overrides in RUNS.items():
+    for name in presets:
         cells = []
         for device in devices:
-            wall, ret = run_cli(overrides, device)
+            wall, ret = run_cli([f"experiment={name}"], device)
             cells += [f"{wall:.1f}", f"{ret:.1f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
@@ -183,8 +183,9 @@ def main(argv: list[str] | None = None) -> None:
         f"command: python {shlex.join(sys.argv)}"
     )
     update_table(args.repeats)
-    if not args.skip_runs:
-        run_table()
+    presets = [name for name in args.presets.split(",") if name]
+    if presets:
+        run_table(presets)
 
 
 if __name__ == "__main__":
