@@ -243,7 +243,7 @@ class DQN:
         self._obs: np.ndarray | None = None
         self._after_autoreset = np.zeros(config.num_envs, dtype=bool)
 
-    @torch.no_grad()
+    @torch.inference_mode()  # lighter than no_grad: acting runs once per env step
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         """Greedy actions argmax_a Q(obs, a), shape ``(B,)`` for ``(B, *obs_shape)`` input."""
         return self._q_eval_mode(self._as_input(obs)).argmax(dim=1)
