@@ -111,18 +111,17 @@ class TransitionStorage:
             raise ValueError(f"cannot add {n} transitions to a buffer of capacity {self.capacity}")
         end = self.position + n
         # a contiguous slice where the rows do not wrap around (the common case)
-        values = (obs, next_obs, actions, rewards, terminated, discounts)
-        # a contiguous slice where the rows do not wrap around (the common case)
         rows = (
             slice(self.position, end)
             if end <= self.capacity
             else torch.arange(self.position, end, device=self.device) % self.capacity
         )
-        if isinstance(rows, slice) and self._host_views is not None:
-            for view, column in zip(self._host_views, values, strict=True):
-                view[rows] = column.numpy(force=True) if torch.is_tensor(column) else column
-        else:
-            for name, column in zip(_COLUMNS, values, strict=True):
+        host = isinstance(rows, slice) and self._host_views is not None
+        values = (obs, next_obs, actions, rewards, terminated, discounts)
+        for index, (name, column) in enumerate(zip(_COLUMNS, values, strict=True)):
+            if host and isinstance(column, np.ndarray):
+                self._host_views[index][rows] = column  # numpy casts as .to(dtype) would
+            else:
                 storage = getattr(self, name)
                 storage[rows] = torch.as_tensor(column).to(self.device, storage.dtype)
         self.position = end % self.capacity
@@ -294,12 +293,12 @@ class PrioritizedReplayBuffer(TransitionStorage):
 
     def add(
         self,
-        obs: torch.Tensor,
-        actions: torch.Tensor,
-        rewards: torch.Tensor,
-        next_obs: torch.Tensor,
-        terminated: torch.Tensor,
-        discounts: torch.Tensor,
+        obs: torch.Tensor | np.ndarray,
+        actions: torch.Tensor | np.ndarray,
+        rewards: torch.Tensor | np.ndarray,
+        next_obs: torch.Tensor | np.ndarray,
+        terminated: torch.Tensor | np.ndarray,
+        discounts: torch.Tensor | np.ndarray,
     ) -> None:
         """Append ``n`` transitions, each with the largest priority so far.
 

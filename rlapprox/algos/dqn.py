@@ -12,7 +12,7 @@ import copy
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -290,7 +290,7 @@ class DQN:
 
             # train: gradient steps every train_freq env steps once learning has started
             if self._training_due(step):
-                last_stats = self._train_phase()
+                last_stats = self._train_phase() or last_stats
 
             # sync the target network
             if _crossed(step, num_envs, cfg.target_update_interval):
@@ -438,44 +438,53 @@ class DQN:
             period > 0 and _crossed(self.step, cfg.num_envs, period) and self.step < cfg.total_steps
         )
 
-    def _train_phase(self) -> dict[str, torch.Tensor]:
-        """``gradient_steps`` updates; returns the last one's figures for logging."""
-        cfg = self.config
-        stats: dict[str, torch.Tensor] = {}
-        losses = []
-        if isinstance(self.buffer, PrioritizedReplayBuffer):
-            # each draw depends on the priorities the previous update wrote
-            for _ in range(cfg.gradient_steps):
-                beta = linear_schedule(cfg.per_beta0, 1.0, cfg.total_steps, self.step)
-                batch, weights, rows = self.buffer.sample(cfg.batch_size, self.generator, beta)
-                with torch.no_grad():
-                    next_q_target = self.target_network(batch.next_obs)
-                stats = self._update(batch, next_q_target, weights, rows)
-                losses.append(stats["loss"])
-        else:
-            # The target network stays fixed within a phase and uniform draws do not depend on
-            # the updates: draw all the phase's batches and value their s' in one forward pass,
-            # one large matrix product instead of gradient_steps small ones.
-            batches = self.buffer.sample(cfg.gradient_steps * cfg.batch_size, self.generator)
-            with torch.no_grad():
-                next_q_target = self._target_q(batches.next_obs)
-                # vanilla DQN's targets depend on the target network alone: all at once too
-                targets = None if cfg.double_dqn else self._targets(batches, next_q_target)
-            per_step = [
-                column.split(cfg.batch_size) if column is not None else [None] * cfg.gradient_steps
-                for column in (*batches, next_q_target, targets)
-            ]
-            for *columns, next_q, step_targets in zip(*per_step, strict=True):
-                stats = self._update(TransitionBatch(*columns), next_q, targets=step_targets)
-                losses.append(stats["loss"])
+    def _train_phase(self) -> dict[str, torch.Tensor] | None:
+        """``gradient_steps`` updates; the last one's figures for logging (``None``: none)."""
+        updates = (
+            self._prioritized_updates()
+            if isinstance(self.buffer, PrioritizedReplayBuffer)
+            else self._uniform_updates()
+        )
+        stats, losses = None, []
+        for stats in updates:
+            losses.append(stats["loss"])
         if losses:  # one check per phase; a sync with the device only before checkpoints
             self._nonfinite |= ~torch.isfinite(torch.stack(losses)).all()
         return stats
 
-    def _target_q(self, next_obs: torch.Tensor) -> torch.Tensor:
-        """Target-network Q(s', ·) of a whole phase, in chunks that bound the memory."""
-        chunk = max(self.config.batch_size, _TARGET_CHUNK_ELEMENTS // next_obs[0].numel())
-        return torch.cat([self.target_network(part) for part in next_obs.split(chunk)])
+    def _prioritized_updates(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The phase's updates, each drawn after the priorities the previous one wrote."""
+        cfg = self.config
+        for _ in range(cfg.gradient_steps):
+            beta = linear_schedule(cfg.per_beta0, 1.0, cfg.total_steps, self.step)
+            batch, weights, rows = self.buffer.sample(cfg.batch_size, self.generator, beta)
+            with torch.no_grad():
+                next_q_target = self.target_network(batch.next_obs)
+            yield self._update(batch, next_q_target, weights, rows)
+
+    def _uniform_updates(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The phase's updates, their batches drawn and their s' valued in groups of steps.
+
+        The target network stays fixed within a phase and uniform draws do not depend on the
+        updates, so a group's batches are drawn together and valued in one target-network
+        pass: one large matrix product instead of one small one per step. Groups hold at most
+        about ``_GROUP_ELEMENTS`` observation elements (all of CartPole's phase; a few steps
+        of image batches).
+        """
+        cfg = self.config
+        rows_elements = cfg.batch_size * self.buffer.obs[0].numel()
+        steps_per_group = max(1, _GROUP_ELEMENTS // rows_elements)
+        for first in range(0, cfg.gradient_steps, steps_per_group):
+            steps = min(steps_per_group, cfg.gradient_steps - first)
+            batches = self.buffer.sample(steps * cfg.batch_size, self.generator)
+            with torch.no_grad():
+                next_q_target = self.target_network(batches.next_obs)
+                # vanilla DQN's targets depend on the target network alone: all at once too
+                targets = None if cfg.double_dqn else self._targets(batches, next_q_target)
+            columns = [column.split(cfg.batch_size) for column in (*batches, next_q_target)]
+            step_targets = [None] * steps if targets is None else targets.split(cfg.batch_size)
+            for *batch_columns, next_q, target in zip(*columns, step_targets, strict=True):
+                yield self._update(TransitionBatch(*batch_columns), next_q, targets=target)
 
     def _targets(self, batch: TransitionBatch, next_q_target: torch.Tensor) -> torch.Tensor:
         """TD targets ``(B,)``; Double DQN picks the s' actions with the online network."""
@@ -629,9 +638,9 @@ class DQN:
         self._after_autoreset = loop["after_autoreset"].numpy().copy()
 
 
-# Rows of s' valued per target-network forward pass: (gradient_steps * batch_size) rows of
-# CartPole in one pass, image batches in chunks of about 64 MiB of float32 input.
-_TARGET_CHUNK_ELEMENTS = 1 << 24
+# Observation elements per group of batches drawn and valued together (obs and next_obs each):
+# a whole training phase of CartPole, 18 steps of 32 Atari frames (84 x 84 x 4, uint8).
+_GROUP_ELEMENTS = 1 << 24
 
 
 def _crossed(step: int, increment: int, period: int) -> bool:

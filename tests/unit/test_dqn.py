@@ -179,3 +179,58 @@ def test_dqn_takes_a_dueling_network_as_it_is():
     config = DQNConfig(total_steps=120, learning_starts=80, train_freq=8, eval_episodes=1)
     dqn = DQN(DuelingQ(MLP(4, 3, hidden_sizes=(8,)), 2), envs, CARTPOLE, ADAM, config)
     assert dqn.run().metrics["gradient_steps_done"] == 6  # at steps 80, 88, ..., 120
+
+
+def _filled_dqn(double_dqn):
+    config = DQNConfig(batch_size=8, gradient_steps=5, double_dqn=double_dqn)
+    torch.manual_seed(0)
+    net = MLP(4, 2, hidden_sizes=(16,))
+    # large steps, so that the online network's argmax over s' changes within the phase
+    optimizer = functools.partial(torch.optim.SGD, lr=0.5)
+    dqn = DQN(net, make_vector_env("CartPole-v1", 1), CARTPOLE, optimizer, config, seed=3)
+    rng = np.random.default_rng(0)
+    n = 100
+    dqn.buffer.add(
+        rng.normal(size=(n, 4)).astype(np.float32),
+        rng.integers(2, size=n),
+        rng.normal(size=n),
+        rng.normal(size=(n, 4)),
+        rng.random(n) < 0.2,
+        np.full(n, 0.99),
+    )
+    return dqn
+
+
+@pytest.mark.parametrize("double_dqn", [False, True])
+@pytest.mark.parametrize("group_steps", [None, 2])
+def test_training_phase_equals_one_update_per_drawn_batch(monkeypatch, double_dqn, group_steps):
+    if group_steps is not None:  # batches drawn and valued two at a time, the last one alone
+        monkeypatch.setattr("rlapprox.algos.dqn._GROUP_ELEMENTS", group_steps * 8 * 4)
+    phased, stepped = _filled_dqn(double_dqn), _filled_dqn(double_dqn)
+    phased._train_phase()
+    # the same draws (one generator stream), one batch at a time, each against the target
+    # network (and, for Double DQN, the online network as the previous update left it)
+    rows = torch.randint(100, (5 * 8,), generator=stepped.generator)
+    for batch_rows in rows.split(8):
+        batch = stepped.buffer.gather(batch_rows)
+        with torch.no_grad():
+            next_q_target = stepped.target_network(batch.next_obs)
+        stepped._update(batch, next_q_target)
+    for name, value in stepped.q_network.state_dict().items():
+        torch.testing.assert_close(phased.q_network.state_dict()[name], value)
+    assert phased.num_updates == stepped.num_updates == 5
+
+
+def test_zero_gradient_steps_train_nothing():
+    dqn = _dqn(
+        make_vector_env("CartPole-v1", 1),
+        total_steps=300,
+        learning_starts=50,
+        gradient_steps=0,
+        log_every=100,
+        eval_every=0,
+    )
+    before = {name: value.clone() for name, value in dqn.q_network.state_dict().items()}
+    assert dqn.run().metrics["gradient_steps_done"] == 0
+    for name, value in dqn.q_network.state_dict().items():
+        torch.testing.assert_close(value, before[name])

@@ -162,3 +162,48 @@ def test_n_step_state_dict_round_trip_continues_the_same():
     for row in record[20:]:
         for a, b in zip(first.push(*row), second.push(*row), strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("obs_dtype", [torch.float32, torch.uint8])
+def test_numpy_and_tensor_columns_are_stored_alike(obs_dtype):
+    # 7 + 5 rows into capacity 10: the second add wraps around
+    rng = np.random.default_rng(0)
+    columns = [
+        (
+            rng.integers(0, 255, size=(n, 3)).astype(np.float64),
+            rng.integers(4, size=n),
+            rng.normal(size=n),
+            rng.integers(0, 255, size=(n, 3)).astype(np.float32),
+            rng.random(n) < 0.5,
+            np.full(n, 0.9),
+        )
+        for n in (7, 5)
+    ]
+    from_numpy = ReplayBuffer(10, (3,), obs_dtype)
+    from_torch = ReplayBuffer(10, (3,), obs_dtype)
+    for chunk in columns:
+        from_numpy.add(*chunk)
+        from_torch.add(*(torch.as_tensor(column) for column in chunk))
+    rows = torch.arange(10)
+    for stored_numpy, stored_torch in zip(
+        from_numpy.gather(rows), from_torch.gather(rows), strict=True
+    ):
+        assert stored_numpy.dtype == stored_torch.dtype
+        assert torch.equal(stored_numpy, stored_torch)
+    assert torch.equal(
+        from_numpy.rewards[:2], torch.as_tensor(columns[1][2][3:], dtype=torch.float32)
+    )
+
+
+def test_bfloat16_tensors_are_cast_on_the_cpu():
+    buffer = ReplayBuffer(4, (2,))
+    buffer.add(
+        torch.ones(2, 2, dtype=torch.bfloat16),
+        torch.zeros(2, dtype=torch.long),
+        torch.full((2,), 0.5, dtype=torch.bfloat16),
+        torch.ones(2, 2),
+        torch.zeros(2),
+        torch.ones(2),
+    )
+    assert buffer.obs.dtype == torch.float32
+    assert torch.equal(buffer.rewards[:2], torch.full((2,), 0.5))
