@@ -245,7 +245,7 @@ def run(cfg: DictConfig, context: RunContext) -> RunOutcome:
 
 
 def _set_threads(threads: Any) -> None:
-    """Set torch's CPU thread count; ``None`` keeps torch's default (one per core)."""
+    """Set torch's CPU thread count; ``None`` leaves the process's setting as it is."""
     if threads is None:
         return
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:

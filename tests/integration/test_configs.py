@@ -222,3 +222,21 @@ def test_unknown_target_is_a_config_error(compose_config) -> None:
         build_approximator(
             cfg.approximator, out_dim=3, observation_space=_space_of("MountainCar-v0")
         )
+
+
+def test_threads_key_sets_torch_threads_and_null_leaves_them(compose_config, tmp_path):
+    from rlapprox.cli import train
+
+    before = torch.get_num_threads()
+    try:
+        cfg = compose_config(["algo=regression", "debug=default", "threads=2"])
+        cfg.logger.tensorboard = False
+        train(cfg, tmp_path / "two")
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        cfg = compose_config(["algo=regression", "debug=default"])  # threads: null
+        cfg.logger.tensorboard = False
+        train(cfg, tmp_path / "null")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
