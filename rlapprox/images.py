@@ -9,6 +9,7 @@ to a :class:`~rlapprox.loggers.ScalarLogger` when called with a step.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -77,13 +78,25 @@ class StateSlice:
             raise ValueError(f"a 2-D slice needs at least two state variables, got {names}")
         if low_t.shape != (state_dim,) or high_t.shape != (state_dim,):
             raise ValueError(f"need {state_dim} bounds per corner, got {low_t.numel()}")
-        if not (torch.isfinite(low_t).all() and torch.isfinite(high_t).all()):
-            raise ValueError(f"slice bounds must be finite, got low={low_t.tolist()}")
-        if not bool((high_t > low_t).all()):
-            raise ValueError(f"slice bounds need high > low, got {low_t.tolist()}..")
-        axes = tuple(_index_of(d, names) for d in (dims if dims is not None else (0, 1)))
-        if len(axes) != 2 or axes[0] == axes[1]:
-            raise ValueError(f"slice dims must name two different variables of {names}")
+        bad = [
+            name
+            for name, lo, hi in zip(names, low_t.tolist(), high_t.tolist(), strict=True)
+            if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo)
+        ]
+        if bad:
+            raise ValueError(
+                f"slice bounds must be finite with high > low; {bad} are not "
+                f"(low={low_t.tolist()}, high={high_t.tolist()})"
+            )
+        dims = (0, 1) if dims is None else dims
+        if isinstance(dims, str | bytes) or not isinstance(dims, Sequence) or len(dims) != 2:
+            raise ValueError(
+                f"slice dims must be a list of two state variables (names or indices) of "
+                f"{list(names)}, got {dims!r}"
+            )
+        axes = (_index_of(dims[0], names), _index_of(dims[1], names))
+        if axes[0] == axes[1]:
+            raise ValueError(f"slice dims must name two different variables of {list(names)}")
         point = (low_t + high_t) / 2
         if isinstance(at, Mapping):
             for name, value in at.items():
@@ -147,7 +160,9 @@ class StateSlice:
 
 
 def _index_of(dim: str | int, names: tuple[str, ...]) -> int:
-    if isinstance(dim, int) or (isinstance(dim, str) and dim.isdigit()):
+    if isinstance(dim, bool) or not isinstance(dim, str | int):
+        raise ValueError(f"a state variable is a name of {list(names)} or an index, got {dim!r}")
+    if isinstance(dim, int) or dim.isdigit():
         index = int(dim)
         if not 0 <= index < len(names):
             raise ValueError(f"state variable index {index} is outside 0..{len(names) - 1}")

@@ -68,6 +68,9 @@ def test_slice_by_names_indices_and_fixed_values():
         ({"dims": [0, 7]}, "outside 0..3"),
         ({"at": [0.0, 1.0]}, "all 4 variables"),
         ({"at": {"nope": 1.0}}, "unknown state variable"),
+        ({"dims": "theta"}, "a list of two state variables"),
+        ({"dims": 3}, "a list of two state variables"),
+        ({"dims": [True, 1]}, "a name of .* or an index, got True"),
     ],
 )
 def test_bad_slices_say_what_is_wrong(kwargs, message):
@@ -76,7 +79,7 @@ def test_bad_slices_say_what_is_wrong(kwargs, message):
 
 
 def test_slice_rejects_unbounded_and_one_dimensional_boxes():
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match=r"finite with high > low; \['x_dot'\]"):
         StateSlice.through(NAMES, LOW, (2.4, math.inf, 0.2, 3.5))
     with pytest.raises(ValueError, match="at least two"):
         StateSlice.through(("s",), (0.0,), (1.0,))
