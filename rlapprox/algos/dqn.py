@@ -56,6 +56,9 @@ class DQNConfig:
         double_dqn: pick s' actions with the online network and value them with the target.
         loss: ``"huber"`` (smooth L1) or ``"mse"``.
         max_grad_norm: clip the gradient's L2 norm to this; ``None`` or 0 disables clipping.
+        lr_schedule: ``"constant"`` keeps the optimizer's learning rate; ``"linear"`` lowers
+            it linearly to 0 at ``total_steps`` (SB3's ``linear_schedule``), which steadies
+            the policy late in training.
         exploration_fraction: share of ``total_steps`` over which ε falls linearly.
         initial_epsilon: ε at step 0 of the schedule (before ``learning_starts`` ε is 1).
         final_epsilon: ε after the fall.
@@ -89,6 +92,7 @@ class DQNConfig:
     double_dqn: bool = True
     loss: str = "huber"
     max_grad_norm: float | None = 10.0
+    lr_schedule: str = "constant"
     exploration_fraction: float = 0.2
     initial_epsilon: float = 1.0
     final_epsilon: float = 0.05
@@ -122,6 +126,7 @@ class DQNConfig:
         check_range("gamma", self.gamma, low=0.0, high=1.0, low_inclusive=False)
         check_range("tau", self.tau, low=0.0, high=1.0, low_inclusive=False)
         check_choice("loss", self.loss, ("huber", "mse"))
+        check_choice("lr_schedule", self.lr_schedule, ("constant", "linear"))
         if self.max_grad_norm is not None:
             check_range("max_grad_norm", self.max_grad_norm, low=0.0)
         for name in ("exploration_fraction", "initial_epsilon", "final_epsilon"):
@@ -223,6 +228,7 @@ class DQN:
         self._dtype = self.parameters[0].dtype
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         self.optimizer = optimizer_factory(self.parameters)
+        self._initial_lrs = [group["lr"] for group in self.optimizer.param_groups]
         obs_space = envs.single_observation_space
         self.buffer = self._make_buffer(obs_space)
         self.n_step = NStepAccumulator(
@@ -440,6 +446,10 @@ class DQN:
 
     def _train_phase(self) -> dict[str, torch.Tensor] | None:
         """``gradient_steps`` updates; the last one's figures for logging (``None``: none)."""
+        if self.config.lr_schedule == "linear":
+            remaining = max(0.0, 1.0 - self.step / self.config.total_steps)
+            for group, initial in zip(self.optimizer.param_groups, self._initial_lrs, strict=True):
+                group["lr"] = initial * remaining
         updates = (
             self._prioritized_updates()
             if isinstance(self.buffer, PrioritizedReplayBuffer)

@@ -83,6 +83,7 @@ def test_training_changes_weights_and_logs_finite_metrics():
         ("gamma", 1.5, "gamma"),
         ("buffer_size", 10, r"buffer_size \(10\) must be >= batch_size \(64\)"),
         ("loss", "l1", "loss must be one of"),
+        ("lr_schedule", "cosine", "lr_schedule must be one of"),
         ("tau", 0.0, "tau"),
         ("n_step", 0, "n_step"),
         ("per_alpha", 1.5, "per_alpha"),
@@ -234,3 +235,16 @@ def test_zero_gradient_steps_train_nothing():
     assert dqn.run().metrics["gradient_steps_done"] == 0
     for name, value in dqn.q_network.state_dict().items():
         torch.testing.assert_close(value, before[name])
+
+
+def test_linear_lr_schedule_falls_to_zero_at_total_steps():
+    dqn = _filled_dqn(double_dqn=False)
+    dqn.config = dataclasses.replace(dqn.config, total_steps=400, lr_schedule="linear")
+    for step, expected in ((100, 0.375), (300, 0.125), (400, 0.0)):
+        dqn.step = step
+        dqn._train_phase()
+        assert dqn.optimizer.param_groups[0]["lr"] == pytest.approx(expected)  # 0.5 x remaining
+    constant = _filled_dqn(double_dqn=False)
+    constant.step = 300
+    constant._train_phase()
+    assert constant.optimizer.param_groups[0]["lr"] == 0.5
