@@ -6,6 +6,8 @@ Each takes the basis arguments directly (``order``, ``degree``, ...), so a confi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import nn
 
 from rlapprox.approximators.linear import LinearApproximator
@@ -95,10 +97,12 @@ def linear_multilinear(
     out_dim: int,
     points_per_dim: int = 21,
     normalizer: nn.Module | None = None,
+    spacing_power: float | Sequence[float] = 1.0,
 ) -> LinearApproximator:
     """Multilinear interpolation on a grid: an averager; see :class:`MultilinearBasis`.
 
-    No bias: the tent functions already sum to one inside the box.
+    No bias: the tent functions already sum to one inside the box. ``spacing_power`` below 1
+    (for every dimension, or one per dimension) crowds the grid towards the box's centre.
     """
-    features = MultilinearBasis(in_dim, points_per_dim)
+    features = MultilinearBasis(in_dim, points_per_dim, spacing_power)
     return LinearApproximator(features, out_dim, bias=False, normalizer=normalizer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -28,12 +29,18 @@ def grid_product(per_dim: torch.Tensor) -> torch.Tensor:
 
 
 class MultilinearBasis(FeatureMap):
-    r"""Tent functions on a uniform grid: the weights of multilinear interpolation.
+    r"""Tent functions on a grid: the weights of multilinear interpolation.
 
     The grid has ``points_per_dim`` points ``0, h, 2h, …, 1`` per dimension,
     ``h = 1 / (points_per_dim - 1)``, and one feature per vertex ``v``:
 
-    .. math:: \beta_v(x) = \prod_j \max(0,\ 1 - |x_j - v_j| / h)
+    .. math:: \beta_v(x) = \prod_j \max(0,\ 1 - |w_j(x_j) - v_j| / h)
+
+    where ``w_j`` is the identity (a uniform grid) unless ``spacing_power`` crowds dimension
+    ``j``'s points towards the centre of the box: with power ``p_j``,
+    ``w_j(x) = 1/2 + sign(u) |u|^{p_j} / 2`` for ``u = 2x - 1``, so the vertices sit at
+    ``x = 1/2 + sign(t) |t|^{1/p_j} / 2`` for ``t`` uniform in ``[-1, 1]``; ``p_j < 1`` packs
+    them near the centre (e.g. near zero velocity) and ``p_j = 1`` keeps them uniform.
 
     Inside the box the features are nonnegative and each row sums to 1, so a linear model on
     them interpolates its weights at the vertices and is linear along grid edges. Used with
@@ -47,18 +54,50 @@ class MultilinearBasis(FeatureMap):
     Args:
         in_dim: number of input dimensions ``d``.
         points_per_dim: grid points per dimension, at least 2.
+        spacing_power: ``p_j > 0``, one number for every dimension or one per dimension
+            (``1``: a uniform grid; below 1: points crowd towards the box's centre).
 
     Shape:
         - Input: ``(B, in_dim)`` in the unit box.
         - Output: ``(B, num_features)`` with ``num_features = points_per_dim**in_dim``.
+
+    Examples:
+        >>> MultilinearBasis(1, 5, spacing_power=0.5).vertices(torch.float64).flatten()
+        tensor([0.0000, 0.3750, 0.5000, 0.6250, 1.0000], dtype=torch.float64)
     """
 
-    def __init__(self, in_dim: int, points_per_dim: int) -> None:
+    def __init__(
+        self, in_dim: int, points_per_dim: int, spacing_power: float | Sequence[float] = 1.0
+    ) -> None:
         """Build the grid; see the class docstring for the arguments."""
         super().__init__(in_dim)
         self.points_per_dim = check_positive_int("points_per_dim", points_per_dim, minimum=2)
         self.num_features = points_per_dim**in_dim
         self.register_buffer("grid_index", torch.arange(points_per_dim), persistent=False)
+        message = (
+            f"spacing_power must be a positive number or {in_dim} positive numbers (one per "
+            f"input dimension), got {spacing_power!r}"
+        )
+        if isinstance(spacing_power, str | bytes):
+            raise ValueError(message)
+        try:
+            scalar = isinstance(spacing_power, int | float)
+            powers = [float(p) for p in ([spacing_power] * in_dim if scalar else spacing_power)]
+        except (TypeError, ValueError):
+            raise ValueError(message) from None
+        if len(powers) != in_dim or not all(math.isfinite(p) and p > 0 for p in powers):
+            raise ValueError(message)
+        self.uniform = all(p == 1.0 for p in powers)
+        self.register_buffer(
+            "spacing_power", torch.tensor(powers, dtype=torch.float64), persistent=False
+        )
+
+    def _to_grid_coordinates(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs ``(B, in_dim)`` in the unit box to the box where the grid is uniform."""
+        if self.uniform:
+            return x
+        u = 2 * x - 1
+        return 0.5 + 0.5 * u.sign() * u.abs() ** self.spacing_power.to(x.dtype)
 
     def vertices(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Return the grid vertices in feature order.
@@ -69,13 +108,20 @@ class MultilinearBasis(FeatureMap):
         Returns:
             ``(num_features, in_dim)`` vertex coordinates, on the module's device.
         """
-        axis = self.grid_index.to(dtype or torch.get_default_dtype()) / (self.points_per_dim - 1)
-        mesh = torch.meshgrid(*[axis] * self.in_dim, indexing="ij")
+        dtype = dtype or torch.get_default_dtype()
+        uniform = self.grid_index.to(dtype) / (self.points_per_dim - 1)
+        t = 2 * uniform - 1
+        axes = [
+            0.5 + 0.5 * t.sign() * t.abs() ** (1.0 / float(power))
+            for power in self.spacing_power.tolist()
+        ]
+        mesh = torch.meshgrid(*axes, indexing="ij")
         return torch.stack([m.flatten() for m in mesh], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(B, in_dim)`` inputs to ``(B, num_features)`` interpolation weights."""
         self._check_input(x)
+        x = self._to_grid_coordinates(x)
         scaled = x.unsqueeze(2) * (self.points_per_dim - 1)  # grid units: vertex k sits at k
         hats = (1 - (scaled - self.grid_index.to(x.dtype)).abs()).clamp(min=0)
         return grid_product(hats)
@@ -91,6 +137,7 @@ class MultilinearBasis(FeatureMap):
             densified.
         """
         self._check_input(x)
+        x = self._to_grid_coordinates(x)
         points = self.points_per_dim
         scaled = x * (points - 1)
         lower = scaled.floor().clamp(0, points - 2)  # the cell's lower vertex, per dimension

@@ -21,6 +21,7 @@ from rlapprox.approximators import BoxNormalizer
 from rlapprox.build import build_approximator, build_optimizer
 from rlapprox.envs import make_env
 from rlapprox.errors import ConfigError
+from rlapprox.models import make_model
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 IMAGE_APPROXIMATORS = {"cnn"}
@@ -172,9 +173,21 @@ def test_experiment_composes(compose_config, option) -> None:
         box = BoxNormalizer.from_space(space, cfg.env.obs_bounds)
         space = gym.spaces.Box(box.low.float().numpy(), box.high.float().numpy(), dtype=np.float32)
     out_dim = int(actions.n) if isinstance(actions, gym.spaces.Discrete) else 1
-    approximator = build_approximator(
-        cfg.approximator, out_dim=out_dim, observation_space=space, obs_bounds=cfg.env.obs_bounds
-    )
+    if cfg.algo.name == "fvi" and cfg.algo.value_inputs == "states":  # U on the model's states
+        model = make_model(cfg.env.id)
+        low, high = model.state_low.float().numpy(), model.state_high.float().numpy()
+        space = gym.spaces.Box(low, high, dtype=np.float32)
+        out_dim = 1
+        approximator = build_approximator(
+            cfg.approximator, out_dim=1, normalizer=BoxNormalizer(space.low, space.high)
+        )
+    else:
+        approximator = build_approximator(
+            cfg.approximator,
+            out_dim=out_dim,
+            observation_space=space,
+            obs_bounds=cfg.env.obs_bounds,
+        )
     _forward(approximator, space, out_dim=out_dim)
     build_optimizer(cfg.optimizer, approximator.parameters())
 

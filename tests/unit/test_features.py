@@ -204,6 +204,26 @@ def test_multilinear_rows_sum_to_one_and_match_hand_values():
     torch.testing.assert_close(quarter, torch.tensor([[0.1875, 0.5625, 0.0625, 0.1875]], dtype=F64))
 
 
+def test_crowded_multilinear_grid_places_vertices_and_still_interpolates():
+    gen = torch.Generator().manual_seed(4)
+    basis = MultilinearBasis(2, 5, spacing_power=[1.0, 0.5])
+    verts = basis.vertices(F64)
+    # dim 0 uniform; dim 1 at 1/2 + sign(t)|t|^2 / 2 for t = -1, -1/2, 0, 1/2, 1
+    torch.testing.assert_close(verts[::5, 0], torch.linspace(0, 1, 5, dtype=F64))
+    torch.testing.assert_close(verts[:5, 1], torch.tensor([0.0, 0.375, 0.5, 0.625, 1.0], dtype=F64))
+    torch.testing.assert_close(basis(verts), torch.eye(25, dtype=F64))
+    x = torch.rand(60, 2, generator=gen, dtype=F64)
+    dense = basis(x)
+    assert (dense >= 0).all()
+    torch.testing.assert_close(dense.sum(1), torch.ones(60, dtype=F64))
+    torch.testing.assert_close(basis.sparse_forward(x).to_dense(), dense)
+    # halfway in grid units between the vertices at 0.5 and 0.625: x = 1/2 + (1/4)^2 / 2
+    halfway = torch.tensor([[0.0, 0.5 + 0.5 * 0.25**2]], dtype=F64)
+    weights = basis(halfway)[0]
+    torch.testing.assert_close(weights[[2, 3]], torch.tensor([0.5, 0.5], dtype=F64))
+    assert torch.equal(MultilinearBasis(2, 5, 1.0)(x), MultilinearBasis(2, 5)(x))
+
+
 # --- the sine-basis edge remedy -----------------------------------------------------------
 
 
@@ -244,6 +264,9 @@ def test_wrong_input_shape_raises(basis, shape):
         (lambda: RBFBasis(1, 3, width=-1.0), "width"),
         (lambda: RBFBasis(1, 3, coupling="foo"), "coupling"),
         (lambda: MultilinearBasis(1, 1), "points_per_dim"),
+        (lambda: MultilinearBasis(2, 3, spacing_power=0.0), "spacing_power"),
+        (lambda: MultilinearBasis(2, 3, spacing_power=[1.0]), "spacing_power"),
+        (lambda: MultilinearBasis(2, 3, spacing_power="0.5"), "spacing_power"),
     ],
 )
 def test_bad_arguments_raise_naming_the_argument(factory, name):
