@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             _fail("--video needs moviepy: pip install 'rlapprox[video]'")
 
     from rlapprox.build import load_run, make_eval_env
-    from rlapprox.evaluation import evaluate_policy
+    from rlapprox.evaluation import EVAL_SEED_OFFSET, evaluate_policy
 
     try:
         run = load_run(args.run_dir, device=args.device)
@@ -49,9 +49,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(str(err))
     if run.algo == "regression":
         _fail("a regression run has no policy to evaluate")
-    # By default the run's own evaluation: its episode count and seeds seed + 10**6 + i.
+    # By default the run's own evaluation: its episode count and seeds seed + EVAL_SEED_OFFSET + i.
     episodes = args.episodes or int(run.metrics.get("eval_episodes", 10))
-    seed = args.seed if args.seed is not None else int(run.config["seed"]) + 10**6
+    seed = args.seed if args.seed is not None else int(run.config["seed"]) + EVAL_SEED_OFFSET
     make_env = make_eval_env(run.config, render_mode="rgb_array" if args.video else None)
     if args.video is not None:
         make_env = _recording(make_env, args.video)

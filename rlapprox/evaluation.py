@@ -13,6 +13,10 @@ from rlapprox.loggers import ScalarLogger, Tags
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
+# Greedy evaluation episode i of a run with seed s starts from seed s + EVAL_SEED_OFFSET + i,
+# far from the seeds that training uses.
+EVAL_SEED_OFFSET = 10**6
+
 
 @torch.no_grad()
 def evaluate_policy(

@@ -26,7 +26,12 @@ from torch import nn
 from rlapprox._validation import check_choice, check_positive_int, check_range
 from rlapprox.algos.td import linear_schedule, max_next_q, polyak_update, td_loss, td_target
 from rlapprox.errors import DivergenceError
-from rlapprox.evaluation import evaluate_policy, log_returns, return_metrics
+from rlapprox.evaluation import (
+    EVAL_SEED_OFFSET,
+    evaluate_policy,
+    log_returns,
+    return_metrics,
+)
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.replay import (
     NStepAccumulator,
@@ -315,10 +320,10 @@ class DQN:
         return self._finish(time.perf_counter() - start, start_step)
 
     def evaluate_returns(self, num_episodes: int | None = None) -> np.ndarray:
-        """Greedy returns in fresh envs, one per episode, from seeds ``seed + 10**6 + i``."""
+        """Greedy returns in fresh envs, one per episode (seeds ``seed + EVAL_SEED_OFFSET + i``)."""
         episodes = num_episodes or self.config.eval_episodes
         return evaluate_policy(
-            self.policy, self.eval_env_fn, episodes, self.seed + 10**6, self.device
+            self.policy, self.eval_env_fn, episodes, self.seed + EVAL_SEED_OFFSET, self.device
         )
 
     def state_dict(self) -> dict[str, Any]:

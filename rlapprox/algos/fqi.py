@@ -28,7 +28,12 @@ from rlapprox.approximators.linear import (
     with_bias_column,
 )
 from rlapprox.errors import DivergenceError
-from rlapprox.evaluation import evaluate_policy, log_returns, return_metrics
+from rlapprox.evaluation import (
+    EVAL_SEED_OFFSET,
+    evaluate_policy,
+    log_returns,
+    return_metrics,
+)
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.transitions import TransitionDataset
 from rlapprox.types import OptimizerFactory
@@ -208,7 +213,7 @@ class FittedQIteration:
             raise ValueError("no eval_env_fn was given")
         episodes = num_episodes or self.config.eval_episodes
         return evaluate_policy(
-            self.policy, self.eval_env_fn, episodes, self.seed + 10**6, self.device
+            self.policy, self.eval_env_fn, episodes, self.seed + EVAL_SEED_OFFSET, self.device
         )
 
     @property

@@ -27,7 +27,12 @@ from rlapprox.approximators.linear import (
     with_bias_column,
 )
 from rlapprox.errors import DivergenceError
-from rlapprox.evaluation import evaluate_policy, log_returns, return_metrics
+from rlapprox.evaluation import (
+    EVAL_SEED_OFFSET,
+    evaluate_policy,
+    log_returns,
+    return_metrics,
+)
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.models.base import GenerativeModel
 from rlapprox.types import OptimizerFactory
@@ -311,7 +316,8 @@ class FittedValueIteration:
             raise ValueError("no eval_env_fn was given")
         policy = self._policy_for_eval()
         episodes = num_episodes or self.config.eval_episodes
-        return evaluate_policy(policy, self.eval_env_fn, episodes, self.seed + 10**6, self.device)
+        seed = self.seed + EVAL_SEED_OFFSET
+        return evaluate_policy(policy, self.eval_env_fn, episodes, seed, self.device)
 
     # -- pieces ------------------------------------------------------------------------------
 

@@ -9,11 +9,10 @@ import torch
 import rlapprox
 from rlapprox.cli import train
 from rlapprox.envs import make_env
-from rlapprox.evaluation import evaluate_policy
+from rlapprox.evaluation import EVAL_SEED_OFFSET, evaluate_policy
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
-EVAL_SEED_OFFSET = 10**6  # the algorithms evaluate episode i from seed + 10**6 + i
 
 RUNS = {
     "dqn": ["algo=dqn", "env=cartpole"],
