@@ -21,6 +21,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from rlapprox._validation import check_positive_int
 from rlapprox.algos import fit_regression
 from rlapprox.algos.dqn import DQN, DQNConfig
 from rlapprox.algos.fqi import FittedQIteration, FQIConfig
@@ -248,9 +249,10 @@ def _set_threads(threads: Any) -> None:
     """Set torch's CPU thread count; ``None`` leaves the process's setting as it is."""
     if threads is None:
         return
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"threads must be a positive integer or null, got {threads!r}")
-    torch.set_num_threads(threads)
+    try:
+        torch.set_num_threads(check_positive_int("threads", threads))
+    except ValueError as err:
+        raise ConfigError(f"{err} (or null for torch's setting)") from err
 
 
 def _run_regression(cfg: DictConfig, context: RunContext) -> RunOutcome:
@@ -296,15 +298,16 @@ def _run_regression(cfg: DictConfig, context: RunContext) -> RunOutcome:
         )
     except ValueError as err:
         raise ConfigError(f"algo: {err}") from err
-    approximator_name = context.choices.get("approximator", "")
-    title = f"{approximator_name} on {data.name}: val MSE {result.val_mse:.4g}"
-    figure = regression_figure(approximator, data, result.val_index, title=title)
-    logger.figure(Tags.FIGURE_FIT, figure, result.num_steps)
-    log_weights = linear_weights_logger(
-        approximator, logger, output_names=["y"], subject=f"on {data.name}", step_name="step"
-    )
-    if log_weights is not None:
-        log_weights(result.num_steps)
+    if not isinstance(logger, NullLogger):  # nothing would record the images
+        approximator_name = context.choices.get("approximator", "")
+        title = f"{approximator_name} on {data.name}: val MSE {result.val_mse:.4g}"
+        figure = regression_figure(approximator, data, result.val_index, title=title)
+        logger.figure(Tags.FIGURE_FIT, figure, result.num_steps)
+        log_weights = linear_weights_logger(
+            approximator, logger, output_names=["y"], subject=f"on {data.name}", step_name="step"
+        )
+        if log_weights is not None:
+            log_weights(result.num_steps)
     metrics = {
         "env": f"dataset:{data.name}",
         "env_steps": 0,

@@ -160,7 +160,7 @@ def test_same_seed_gives_same_metrics_via_console_script(acceptance_run, tmp_pat
 BAD_INPUTS = {
     "activation": (["approximator.activation=swishy"], ["activation", "relu"]),
     "lr": (["optimizer.lr=-0.01"], ["learning rate"]),
-    "threads": (["threads=0"], ["threads", "positive integer"]),
+    "threads": (["threads=0"], ["threads", "integer >= 1", "null"]),
     "order": (["approximator=linear_fourier", "approximator.order=0"], ["order"]),
     "dropout-1": (["approximator.dropout=1.0"], ["dropout", "[0, 1)"]),
     "dropout-neg": (["approximator.dropout=-0.1"], ["dropout", "[0, 1)"]),
