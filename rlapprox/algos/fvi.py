@@ -34,6 +34,7 @@ from rlapprox.evaluation import (
     return_metrics,
 )
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
+from rlapprox.models.action_repeat import ActionRepeat
 from rlapprox.models.base import GenerativeModel
 from rlapprox.types import OptimizerFactory
 
@@ -72,6 +73,10 @@ class FVIConfig:
             multilinear interpolation want a box of states).
         policy_lookahead: steps the greedy policy looks ahead through the model (1: argmax of
             r + γ U(s'); d: the best of all num_actions**d action sequences, then U).
+        action_repeat: model steps each action is held for, in the backups and in the
+            lookahead of the greedy policy: value iteration on the time-coarsened MDP of
+            :class:`~rlapprox.models.ActionRepeat` (rewards Σ_{t<k} γ^t r_t, discount γ^k).
+            The greedy policy still chooses an action at every env step. 1: the model itself.
     """
 
     gamma: float = 0.99
@@ -92,6 +97,7 @@ class FVIConfig:
     image_every: int = 0
     value_inputs: str = "observations"
     policy_lookahead: int = 1
+    action_repeat: int = 1
 
     def __post_init__(self) -> None:
         """Check every field; errors name the field and what is allowed."""
@@ -107,6 +113,7 @@ class FVIConfig:
         check_choice("solver", self.solver, SOLVERS)
         check_choice("value_inputs", self.value_inputs, ("observations", "states"))
         check_positive_int("policy_lookahead", self.policy_lookahead)
+        check_positive_int("action_repeat", self.action_repeat)
         check_range("ridge", self.ridge, low=0.0)
         check_range("tolerance", self.tolerance, low=0.0)
 
@@ -187,6 +194,13 @@ class FittedValueIteration:
         self.approximator = approximator.to(device)
         self.model = model
         self.config = config
+        # what backups and the lookahead step through, and the discount of one of its steps
+        self.backup_model: GenerativeModel = (
+            ActionRepeat(model, config.action_repeat, config.gamma)
+            if config.action_repeat > 1
+            else model
+        )
+        self.discount = config.gamma**config.action_repeat
         self.policy_to_evaluate = policy
         self.eval_env_fn = eval_env_fn
         self.seed = seed
@@ -231,6 +245,8 @@ class FittedValueIteration:
 
         With ``config.policy_lookahead = d > 1`` the successors' values are themselves
         d - 1 step lookaheads, max_a' Q_{d-1}(s', a'): every action sequence of length d.
+        With ``config.action_repeat = k > 1`` each action is held for k model steps:
+        Q(s, a) = Σ_{t<k} γ^t r_t + γ^k (1 - d) U(s_k).
         """
         states = self.model.states_from_observations(observations.to(self.device, torch.float64))
         return self._q_values_of_states(states, self.config.policy_lookahead)
@@ -245,10 +261,10 @@ class FittedValueIteration:
                 return self._q_values_of_states(next_states, depth - 1).max(dim=1).values
 
         rewards, next_values = self._lookahead(states, actions, successor_value)
-        return rewards + self.config.gamma * next_values
+        return rewards + self.discount * next_values
 
     def policy(self, observations: torch.Tensor) -> torch.Tensor:
-        """Greedy actions argmax_a Q(s, a) by one-step lookahead, shape ``(B,)``."""
+        """Greedy actions argmax_a Q(s, a) by lookahead (see :meth:`q_values`), shape ``(B,)``."""
         return self.q_values(observations).argmax(dim=1)
 
     # -- the loop ----------------------------------------------------------------------------
@@ -390,7 +406,7 @@ class FittedValueIteration:
         successor_value = successor_value or self.value_of_states
         actions = actions.expand(len(states), -1) if actions.ndim == 1 else actions
         num_branches = actions.shape[1]
-        outcomes = self.model.outcomes(
+        outcomes = self.backup_model.outcomes(
             states.repeat_interleave(num_branches, dim=0),
             actions.reshape(-1),
             self.config.num_next_samples,
@@ -455,7 +471,7 @@ class _Backups:
 
     def targets(self) -> torch.Tensor:
         rewards, next_values = self.fvi._lookahead(self.states, self.actions)
-        return (rewards + self.fvi.config.gamma * next_values).max(dim=1).values
+        return (rewards + self.fvi.discount * next_values).max(dim=1).values
 
     def fit(self, targets: torch.Tensor) -> None:
         fvi, cfg = self.fvi, self.fvi.config
@@ -482,7 +498,7 @@ class _LinearBackups(_Backups):
         self.next_features: list[torch.Tensor] = []
         self.not_done: list[torch.Tensor] = []
         for branch in range(self.num_branches):
-            outcomes = fvi.model.outcomes(
+            outcomes = fvi.backup_model.outcomes(
                 states, self.actions[:, branch], cfg.num_next_samples, fvi.generator
             )
             weights = outcomes.weights
@@ -505,7 +521,7 @@ class _LinearBackups(_Backups):
         return _apply(self.phi, self.theta, self.has_bias)
 
     def targets(self) -> torch.Tensor:
-        gamma = self.fvi.config.gamma
+        gamma = self.fvi.discount
         if self.stacked_features is not None:  # dense: all actions in one batched product
             weights = self.theta[:-1] if self.has_bias else self.theta
             next_values = self.stacked_features @ weights  # (A, N)

@@ -1,6 +1,7 @@
 """Generative models: batched torch implementations of environments' transition functions."""
 
 from rlapprox.models.acrobot import AcrobotModel
+from rlapprox.models.action_repeat import ActionRepeat
 from rlapprox.models.base import GenerativeModel, Outcomes
 from rlapprox.models.cartpole import CartPoleModel
 from rlapprox.models.lqr import LQREnv, LQRModel
@@ -12,6 +13,7 @@ from rlapprox.models.tabular import TabularMDP, TabularModel, chain, random_mdp
 __all__ = [
     "MODELS",
     "AcrobotModel",
+    "ActionRepeat",
     "CartPoleModel",
     "GenerativeModel",
     "LQREnv",
