@@ -29,6 +29,11 @@ Differences kept on purpose or unavoidable:
   feeds raw observations. Same layers and PyTorch default init otherwise.
 * **Optimizer kernel**: ours uses fused Adam (``configs/optimizer/adam.yaml``), SB3 its default
   (unfused) Adam; ``--sb3-fused-adam`` gives SB3 the fused one too. Same maths.
+* **Denormals**: ours flushes denormal floats to zero (``flush_denormal: true``, the default of
+  ``configs/train.yaml``), SB3 keeps IEEE denormals as PyTorch's default does;
+  ``--sb3-flush-denormal`` flushes them in SB3's runs too. Adam's first moments of weights
+  whose gradients stopped (dead ReLU units) decay through the denormal range, where the CPU
+  is many times slower.
 * **Warm-up**: SB3 acts uniformly at random for its first ``learning_starts`` steps; ours
   follows the ε schedule from step 0 (ε ≈ 0.88 at step 1000), so a few warm-up actions are
   greedy.
@@ -114,6 +119,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--sb3-fused-adam", action="store_true", help="give SB3 fused Adam too (as ours)"
+    )
+    parser.add_argument(
+        "--sb3-flush-denormal",
+        action="store_true",
+        help="flush denormals to zero in SB3's runs too (as ours)",
     )
     parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -252,6 +262,8 @@ def worker(args: argparse.Namespace) -> None:
     """One run in this process; prints its figures as one JSON line."""
     if args.threads:
         torch.set_num_threads(args.threads)
+    # ours as rlapprox-train runs it (flush_denormal: true); SB3 as PyTorch's default has it
+    torch.set_flush_denormal(args.worker == "ours" or args.sb3_flush_denormal)
     if args.worker == "sb3":
         require_sb3()
         result = run_sb3(args.seed, args.steps, args.eval_episodes, args.sb3_fused_adam)
@@ -269,6 +281,7 @@ def spawn(impl: str, seed: int, args: argparse.Namespace) -> dict:
         *("--worker", impl, "--seed", str(seed), "--steps", str(args.steps)),
         *("--threads", str(args.threads), "--eval-episodes", str(args.eval_episodes)),
         *(["--sb3-fused-adam"] if args.sb3_fused_adam else []),
+        *(["--sb3-flush-denormal"] if args.sb3_flush_denormal else []),
     ]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -322,11 +335,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"$ python scripts/bench_dqn.py {command}".rstrip())
     threads = args.threads or torch.get_num_threads()
     adam = "fused" if args.sb3_fused_adam else "unfused"
+    denormals = "flushed" if args.sb3_flush_denormal else "kept"
     print(
         f"torch {torch.__version__}, gymnasium {gym.__version__}, stable-baselines3 "
         f"{stable_baselines3.__version__}; CPU, {threads} torch threads per run; {ENV_ID}, "
         f"{args.steps:,} env steps, {args.eval_episodes} greedy eval episodes; "
-        f"SB3 Adam {adam}, ours fused\n",
+        f"SB3 Adam {adam}, denormals {denormals}; ours Adam fused, denormals flushed\n",
         flush=True,
     )
     runs = [spawn(impl, seed, args) for seed in range(args.seeds) for impl in IMPLS]

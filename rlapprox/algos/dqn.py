@@ -415,9 +415,10 @@ class DQN:
         explore = self.rng.random(num_envs) < epsilon
         if explore.all():
             return self.rng.integers(self.num_actions, size=num_envs)
-        greedy = self.policy(torch.from_numpy(obs)).cpu().numpy()
-        random_actions = self.rng.integers(self.num_actions, size=num_envs)
-        return np.where(explore, random_actions, greedy)
+        actions = self.policy(torch.from_numpy(obs)).cpu().numpy()
+        if explore.any():
+            actions[explore] = self.rng.integers(self.num_actions, size=int(explore.sum()))
+        return actions
 
     def _store(
         self,

@@ -253,3 +253,29 @@ def test_threads_key_sets_torch_threads_and_null_leaves_them(compose_config, tmp
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def _denormal_survives() -> bool:
+    """Whether float32 arithmetic on a denormal (1e-40) keeps it (IEEE) or flushes it to 0."""
+    return bool(torch.tensor([1e-40], dtype=torch.float32).mul(1.0).item() != 0.0)
+
+
+def test_flush_denormal_key_sets_torch_flush_and_false_keeps_ieee(compose_config, tmp_path):
+    from rlapprox.cli import train
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals (torch.set_flush_denormal is x86 only)")
+    try:
+        cfg = compose_config(["algo=regression", "debug=default"])  # flush_denormal: true
+        cfg.logger.tensorboard = False
+        train(cfg, tmp_path / "flush")
+        assert not _denormal_survives()
+        cfg = compose_config(["algo=regression", "debug=default", "flush_denormal=false"])
+        cfg.logger.tensorboard = False
+        train(cfg, tmp_path / "ieee")
+        assert _denormal_survives()
+        cfg = compose_config(["algo=regression", "debug=default", "flush_denormal=sometimes"])
+        with pytest.raises(ConfigError, match=r"flush_denormal must be true or false.*sometimes"):
+            train(cfg, tmp_path / "bad")
+    finally:
+        torch.set_flush_denormal(False)
