@@ -19,6 +19,7 @@ from torch import nn
 
 from rlapprox.approximators import BoxNormalizer
 from rlapprox.build import build_approximator, build_optimizer
+from rlapprox.denormals import denormals_flushed
 from rlapprox.envs import make_env
 from rlapprox.errors import ConfigError
 from rlapprox.models import make_model
@@ -255,27 +256,28 @@ def test_threads_key_sets_torch_threads_and_null_leaves_them(compose_config, tmp
         torch.set_num_threads(before)
 
 
-def _denormal_survives() -> bool:
-    """Whether float32 arithmetic on a denormal (1e-40) keeps it (IEEE) or flushes it to 0."""
-    return bool(torch.tensor([1e-40], dtype=torch.float32).mul(1.0).item() != 0.0)
-
-
-def test_flush_denormal_key_sets_torch_flush_and_false_keeps_ieee(compose_config, tmp_path):
+def test_flush_denormal_key_holds_for_the_run_and_the_callers_setting_returns(
+    compose_config, tmp_path, monkeypatch
+):
+    from rlapprox import build
     from rlapprox.cli import train
 
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU cannot flush denormals (torch.set_flush_denormal is x86 only)")
-    try:
-        cfg = compose_config(["algo=regression", "debug=default"])  # flush_denormal: true
+    seen = []
+    run_regression = build.ALGORITHMS["regression"]
+
+    def recording(cfg, context):
+        seen.append(denormals_flushed())
+        return run_regression(cfg, context)
+
+    monkeypatch.setitem(build.ALGORITHMS, "regression", recording)
+    for name, overrides in (("flush", []), ("ieee", ["flush_denormal=false"])):
+        cfg = compose_config(["algo=regression", "debug=default", *overrides])
         cfg.logger.tensorboard = False
-        train(cfg, tmp_path / "flush")
-        assert not _denormal_survives()
-        cfg = compose_config(["algo=regression", "debug=default", "flush_denormal=false"])
-        cfg.logger.tensorboard = False
-        train(cfg, tmp_path / "ieee")
-        assert _denormal_survives()
-        cfg = compose_config(["algo=regression", "debug=default", "flush_denormal=sometimes"])
-        with pytest.raises(ConfigError, match=r"flush_denormal must be true or false.*sometimes"):
-            train(cfg, tmp_path / "bad")
-    finally:
-        torch.set_flush_denormal(False)
+        train(cfg, tmp_path / name)
+        assert not denormals_flushed()  # as the caller had it
+    assert seen == [True, False]  # flush_denormal: true is the default
+    cfg = compose_config(["algo=regression", "debug=default", "flush_denormal=sometimes"])
+    with pytest.raises(ConfigError, match=r"flush_denormal must be true or false.*sometimes"):
+        train(cfg, tmp_path / "bad")
