@@ -18,6 +18,8 @@ RUNS = {
     "dqn": ["algo=dqn", "env=cartpole"],
     "dqn-dueling": ["algo=dqn", "env=cartpole", "algo.dueling=true", "algo.double_dqn=true"],
     "fvi": ["experiment=fvi_mountaincar", "approximator.points_per_dim=21"],
+    # the policy looks ahead with actions held 10 steps: loading must keep algo.action_repeat
+    "fvi-fourier": ["experiment=fvi_mountaincar_fourier", "approximator.order=9"],
     "fqi": ["algo=fqi", "env=cartpole", "approximator=linear_fourier", "approximator.order=2"],
     "regression": ["algo=regression", "approximator=linear_sine"],
     "regression-csv": ["algo=regression", "approximator=linear_poly", "algo.dataset.name=csv"],
