@@ -77,6 +77,7 @@ import yaml
 
 from rlapprox.algos.dqn import DQN, DQNConfig
 from rlapprox.approximators import MLP, BoxNormalizer
+from rlapprox.denormals import flush_denormals
 from rlapprox.envs import make_env, make_vector_env
 from rlapprox.evaluation import evaluate_policy
 from rlapprox.loggers import NullLogger
@@ -263,12 +264,12 @@ def worker(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     # ours as rlapprox-train runs it (flush_denormal: true); SB3 as PyTorch's default has it
-    torch.set_flush_denormal(args.worker == "ours" or args.sb3_flush_denormal)
-    if args.worker == "sb3":
-        require_sb3()
-        result = run_sb3(args.seed, args.steps, args.eval_episodes, args.sb3_fused_adam)
-    else:
-        result = run_ours(args.seed, args.steps, args.eval_episodes)
+    with flush_denormals(args.worker == "ours" or args.sb3_flush_denormal):
+        if args.worker == "sb3":
+            require_sb3()
+            result = run_sb3(args.seed, args.steps, args.eval_episodes, args.sb3_fused_adam)
+        else:
+            result = run_ours(args.seed, args.steps, args.eval_episodes)
     result.update(impl=args.worker, seed=args.seed, threads=torch.get_num_threads())
     print(json.dumps(result), flush=True)
 
