@@ -10,6 +10,7 @@ import yaml
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from rlapprox.algos.dqn import DQN, DQNConfig
+from rlapprox.algos.td import polyak_update
 from rlapprox.approximators import MLP
 from rlapprox.approximators.heads import DuelingQ
 from rlapprox.envs import make_env, make_vector_env
@@ -73,6 +74,33 @@ def test_training_changes_weights_and_logs_finite_metrics():
     assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
     assert np.isfinite(metrics["eval_return_mean"])
     assert metrics["eval_episodes"] == 1
+
+
+@pytest.mark.parametrize(("tau", "expected_syncs"), [(1.0, 1 + 5), (0.5, 30)])
+def test_hard_target_sync_is_skipped_without_gradient_steps(monkeypatch, tau, expected_syncs):
+    syncs = []
+
+    def spy(target, online, rate):
+        syncs.append(rate)
+        polyak_update(target, online, rate)
+
+    monkeypatch.setattr("rlapprox.algos.dqn.polyak_update", spy)
+    dqn = _dqn(
+        make_vector_env("CartPole-v1", 1),
+        total_steps=300,
+        learning_starts=100,
+        train_freq=50,
+        target_update_interval=10,
+        tau=tau,
+        eval_every=0,
+    )
+    dqn.run()
+    # 30 sync points. A hard copy happens at the first (step 10) and after each of the 5
+    # training phases (steps 100, 150, ..., 300); the others would copy equal weights. A Polyak
+    # step (tau < 1) moves the target at every sync point.
+    assert syncs == [tau] * expected_syncs
+    for name, value in dqn.q_network.state_dict().items():
+        assert torch.equal(dqn.target_network.state_dict()[name], value) == (tau == 1.0), name
 
 
 @pytest.mark.parametrize(
