@@ -37,6 +37,9 @@ Differences kept on purpose or unavoidable:
 * **Warm-up**: SB3 acts uniformly at random for its first ``learning_starts`` steps; ours
   follows the ε schedule from step 0 (ε ≈ 0.88 at step 1000), so a few warm-up actions are
   greedy.
+* **Target copies**: both copy the online weights into the target network every 10 env steps;
+  ours skips a copy when no gradient step happened since the last one (it would write equal
+  weights), so it copies once per training phase, SB3 about 26 times.
 * **Episode ends**: SB3's VecEnv resets inside the step that ends an episode; ours uses
   Gymnasium's next-step autoreset, whose extra reset step counts as an env step but stores no
   transition, so ours stores one transition fewer per training episode.
