@@ -17,6 +17,17 @@ def check_positive_int(name: str, value: object, *, minimum: int = 1) -> int:
     return value
 
 
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool (YAML's ``true``/``false``, not 0/1 or a string).
+
+    Raises:
+        ValueError: naming ``name`` and the bad value.
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def check_choice(name: str, value: object, allowed: Iterable[object]) -> object:
     """Return ``value`` if it is one of ``allowed``.
 

@@ -21,7 +21,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from rlapprox._validation import check_positive_int
+from rlapprox._validation import check_bool, check_positive_int
 from rlapprox.algos import fit_regression
 from rlapprox.algos.dqn import DQN, DQNConfig
 from rlapprox.algos.fqi import FittedQIteration, FQIConfig
@@ -243,9 +243,10 @@ def run(cfg: DictConfig, context: RunContext) -> RunOutcome:
     if context.resume_state is not None and name != "dqn":
         raise ConfigError(f"resume: only algo=dqn runs can be resumed, this one is algo={name}")
     _set_threads(cfg.get("threads"))
-    flush = cfg.get("flush_denormal", False)
-    if not isinstance(flush, bool):
-        raise ConfigError(f"flush_denormal must be true or false, got {flush!r}")
+    try:
+        flush = check_bool("flush_denormal", cfg.get("flush_denormal", False))
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     with flush_denormals(flush):  # for this run only: the caller's setting comes back after
         return ALGORITHMS[name](cfg, context)
 

@@ -23,7 +23,7 @@ from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 from torch import nn
 
-from rlapprox._validation import check_choice, check_positive_int, check_range
+from rlapprox._validation import check_bool, check_choice, check_positive_int, check_range
 from rlapprox.algos.td import linear_schedule, max_next_q, polyak_update, td_loss, td_target
 from rlapprox.errors import DivergenceError
 from rlapprox.evaluation import (
@@ -126,8 +126,7 @@ class DQNConfig:
                 f"buffer_size ({self.buffer_size}) must be >= batch_size ({self.batch_size})"
             )
         for name in ("double_dqn", "prioritized", "dueling", "save_replay"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            check_bool(name, getattr(self, name))
         check_range("gamma", self.gamma, low=0.0, high=1.0, low_inclusive=False)
         check_range("tau", self.tau, low=0.0, high=1.0, low_inclusive=False)
         check_choice("loss", self.loss, ("huber", "mse"))
