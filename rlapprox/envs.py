@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from rlapprox._validation import check_positive_int
 from rlapprox.models.lqr import register_lqr_env
@@ -107,14 +106,16 @@ def make_env(
 def make_vector_env(
     env_id: str, num_envs: int, discrete_actions: int | None = None, system: str | None = None
 ) -> gym.vector.VectorEnv:
-    """``num_envs`` synchronous copies of the env, recording episode returns and lengths.
+    """``num_envs`` synchronous copies of the env.
 
     Gymnasium's default autoreset mode applies: the step after an episode ends returns the
-    reset observation and its transition is not a real one (callers must drop it).
+    reset observation and its transition is not a real one (callers must drop it). Episode
+    returns and lengths are counted by the algorithms (:class:`rlapprox.episodes.EpisodeTracker`),
+    so no ``RecordEpisodeStatistics`` wrapper adds its cost to every step; wrap the result in
+    it for ``info["episode"]``.
     """
     check_positive_int("num_envs", num_envs)
     factories: list[Callable[[], gym.Env]] = [
         lambda: make_env(env_id, discrete_actions, system=system) for _ in range(num_envs)
     ]
-    envs = gym.vector.SyncVectorEnv(factories)
-    return RecordEpisodeStatistics(envs)
+    return gym.vector.SyncVectorEnv(factories)

@@ -25,6 +25,7 @@ from torch import nn
 
 from rlapprox._validation import check_bool, check_choice, check_positive_int, check_range
 from rlapprox.algos.td import linear_schedule, max_next_q, polyak_update, td_loss, td_target
+from rlapprox.episodes import EpisodeTracker
 from rlapprox.errors import DivergenceError
 from rlapprox.evaluation import (
     EVAL_SEED_OFFSET,
@@ -252,6 +253,7 @@ class DQN:
         self.eval_history: list[tuple[int, float]] = []
         self._obs: np.ndarray | None = None
         self._after_autoreset = np.zeros(config.num_envs, dtype=bool)
+        self.episodes = EpisodeTracker(config.num_envs)
         self._updates_at_sync = -1  # num_updates at the last target sync; -1: none yet
 
     @torch.inference_mode()  # lighter than no_grad: acting runs once per env step
@@ -289,15 +291,17 @@ class DQN:
             # act: ε-greedy over the vector of environments
             epsilon = self._epsilon()
             actions = self._epsilon_greedy(self._obs, epsilon)
-            next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+            next_obs, rewards, terminated, truncated, _ = self.envs.step(actions)
             self.step += num_envs
             step = self.step
 
             # store: (n-step) transitions; the step after an episode's end is the autoreset
-            self._store(self._obs, actions, rewards, next_obs, terminated, truncated)
-            self._after_autoreset = terminated | truncated
+            real = ~self._after_autoreset
+            self._store(self._obs, actions, rewards, next_obs, terminated, truncated, real)
+            done = terminated | truncated
+            self._count_episodes(self.episodes.update(rewards, done, real), step)
+            self._after_autoreset = done
             self._obs = next_obs  # crucial: continue from the new observation
-            self._count_episodes(infos, step)
 
             # train: gradient steps every train_freq env steps once learning has started
             if self._training_due(step):
@@ -403,6 +407,7 @@ class DQN:
         self.envs.action_space.seed(seed)
         self._obs = obs
         self._after_autoreset = np.zeros(self.config.num_envs, dtype=bool)
+        self.episodes = EpisodeTracker(self.config.num_envs)
 
     def _epsilon(self) -> float:
         cfg = self.config
@@ -429,11 +434,10 @@ class DQN:
         next_obs: np.ndarray,
         terminated: np.ndarray,
         truncated: np.ndarray,
+        real: np.ndarray,
     ) -> None:
-        """Add the step's finished (n-step) transitions; an autoreset step adds none."""
-        columns = self.n_step.push(
-            obs, actions, rewards, next_obs, terminated, truncated, real=~self._after_autoreset
-        )
+        """Add the step's finished (n-step) transitions; an autoreset step (not real) adds none."""
+        columns = self.n_step.push(obs, actions, rewards, next_obs, terminated, truncated, real)
         self.buffer.add(*columns)
 
     def _sync_target(self) -> None:
@@ -621,17 +625,16 @@ class DQN:
             self.logger.scalar(Tags.TRAIN_GRAD_NORM, stats["grad_norm"], step)
         self.logger.histograms(self.q_network, self.num_updates)
 
-    def _count_episodes(self, infos: dict, step: int) -> None:
-        finished = infos.get("_episode")
-        if finished is None or not finished.any():
+    def _count_episodes(self, finished: tuple[np.ndarray, np.ndarray] | None, step: int) -> None:
+        """Log the ``(returns, lengths)`` of the episodes that ended (``None``: none)."""
+        if finished is None:
             return
-        for episode_return, length in zip(
-            infos["episode"]["r"][finished], infos["episode"]["l"][finished], strict=True
-        ):
-            self.recent_returns.append(float(episode_return))
-            self.logger.scalar(Tags.EPISODIC_RETURN, float(episode_return), step)
-            self.logger.scalar(Tags.EPISODIC_LENGTH, int(length), step)
-        self.num_episodes += int(finished.sum())
+        returns, lengths = finished
+        for episode_return, length in zip(returns.tolist(), lengths.tolist(), strict=True):
+            self.recent_returns.append(episode_return)
+            self.logger.scalar(Tags.EPISODIC_RETURN, episode_return, step)
+            self.logger.scalar(Tags.EPISODIC_LENGTH, length, step)
+        self.num_episodes += len(returns)
 
     def _evaluate(self, step: int) -> float:
         returns = self.evaluate_returns()
@@ -652,6 +655,7 @@ class DQN:
         return {
             "obs": torch.from_numpy(np.array(self._obs)),
             "after_autoreset": torch.from_numpy(self._after_autoreset.copy()),
+            "episodes": self.episodes.state_dict(),
             "envs": envs,
             "envs_not_saved_because": reason,
         }
@@ -672,6 +676,9 @@ class DQN:
         _restore_env(self.envs, loop["envs"])
         self._obs = loop["obs"].numpy().copy()
         self._after_autoreset = loop["after_autoreset"].numpy().copy()
+        self.episodes.load_state_dict(
+            loop["episodes"] if "episodes" in loop else _episodes_of_saved_wrapper(loop["envs"])
+        )
 
 
 # Observation elements per group of batches drawn and valued together (obs and next_obs each):
@@ -750,11 +757,31 @@ def _restore_env(envs: gym.vector.VectorEnv, snapshot: Mapping[str, Any]) -> Non
         if time_limit is not None:
             time_limit._elapsed_steps = saved["elapsed_steps"]
     vector._autoreset_envs = snapshot["autoreset"].numpy().copy()
-    for wrapper, saved in zip(stats, snapshot["episode_stats"], strict=True):
+    # a snapshot may hold the statistics of a wrapper this env lacks: make_vector_env wrapped
+    # its envs in RecordEpisodeStatistics before DQN counted episodes itself
+    for wrapper, saved in zip(stats, snapshot["episode_stats"], strict=False):
         wrapper.episode_returns = saved["returns"].numpy().copy()
         wrapper.episode_lengths = saved["lengths"].numpy().copy()
         wrapper.prev_dones = saved["prev_dones"].numpy().copy()
         wrapper.episode_count = saved["count"]
+
+
+def _episodes_of_saved_wrapper(snapshot: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The running episodes of a checkpoint saved before DQN counted episodes itself.
+
+    Such checkpoints hold them only in the env snapshot's ``RecordEpisodeStatistics`` figures,
+    which zero an ended episode one step late (``prev_dones``); :class:`EpisodeTracker` zeroes
+    it in the step that ends it.
+    """
+    if not snapshot["episode_stats"]:
+        num_envs = len(snapshot["sub_envs"])
+        return {"returns": torch.zeros(num_envs), "lengths": torch.zeros(num_envs)}
+    saved = snapshot["episode_stats"][0]
+    ended = saved["prev_dones"]
+    return {
+        "returns": saved["returns"].masked_fill(ended, 0.0),
+        "lengths": saved["lengths"].masked_fill(ended, 0),
+    }
 
 
 def _vector_layers(

@@ -44,7 +44,7 @@ VARIANTS = {
 }
 
 
-def _dqn(overrides, init_seed, on_checkpoint=None):
+def _dqn(overrides, init_seed, on_checkpoint=None, record_stats=False):
     config = DQNConfig(**{**SMALL, **overrides})
     torch.manual_seed(init_seed)  # fresh networks differ from the saved ones
     if config.dueling:
@@ -52,6 +52,8 @@ def _dqn(overrides, init_seed, on_checkpoint=None):
     else:
         q_network = MLP(4, 2, hidden_sizes=(16,))
     envs = make_vector_env("CartPole-v1", config.num_envs)
+    if record_stats:
+        envs = RecordEpisodeStatistics(envs)
     return DQN(q_network, envs, CARTPOLE, ADAM, config, seed=7, on_checkpoint=on_checkpoint)
 
 
@@ -90,6 +92,28 @@ def test_resumed_run_equals_uninterrupted_run(variant, tmp_path):
     assert full["gradient_steps_done"] == phases * config.gradient_steps
 
 
+def test_checkpoint_from_before_dqn_counted_episodes_resumes_exactly():
+    # Such checkpoints held the running episodes only in the snapshot of the
+    # RecordEpisodeStatistics wrapper that make_vector_env used to add.
+    saved = {}
+
+    def save_half_way(step):
+        if step == TOTAL // 2:
+            saved["state"] = reference.state_dict()
+
+    reference = _dqn({"num_envs": 2}, 0, save_half_way, record_stats=True)
+    full = reference.run().metrics
+    old_format = saved["state"]
+    del old_format["loop"]["episodes"]
+    assert old_format["loop"]["envs"]["episode_stats"][0]["returns"].any()  # mid-episode
+
+    resumed = _dqn({"num_envs": 2}, 1, record_stats=True)
+    resumed.load_state_dict(old_format)
+    rest = resumed.run().metrics
+    assert rest["train_episodes"] == full["train_episodes"]
+    assert resumed.recent_returns == reference.recent_returns
+
+
 def test_state_dict_without_replay_resumes_from_an_empty_buffer(tmp_path):
     dqn = _dqn({"save_replay": False, "total_steps": 300}, init_seed=0)
     dqn.run()
@@ -102,14 +126,15 @@ def test_state_dict_without_replay_resumes_from_an_empty_buffer(tmp_path):
 
 
 def test_env_snapshot_restores_a_mid_episode_vector_env():
-    envs = make_vector_env("CartPole-v1", 2)
+    envs = RecordEpisodeStatistics(make_vector_env("CartPole-v1", 2))
     envs.reset(seed=3)
     for _ in range(30):
         envs.step(np.array([0, 1]))
     snapshot = _env_snapshot(envs)
     expected = [envs.step(np.array([1, 0])) for _ in range(40)]
+    assert any("episode" in info for *_, info in expected)
 
-    fresh = make_vector_env("CartPole-v1", 2)
+    fresh = RecordEpisodeStatistics(make_vector_env("CartPole-v1", 2))
     fresh.reset(seed=99)
     _restore_env(fresh, snapshot)
     for want in expected:
