@@ -33,6 +33,7 @@ from rlapprox.evaluation import (
     log_returns,
     return_metrics,
 )
+from rlapprox.gradients import clip_grad_norm_
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.replay import (
     NStepAccumulator,
@@ -561,7 +562,7 @@ class DQN:
         loss.backward()
         stats = {"loss": loss.detach(), "q": q_all.detach()}
         if cfg.max_grad_norm:  # the norm comes from no_grad code: nothing to detach
-            stats["grad_norm"] = nn.utils.clip_grad_norm_(self.parameters, cfg.max_grad_norm)
+            stats["grad_norm"] = clip_grad_norm_(self.parameters, cfg.max_grad_norm)
         self.optimizer.step()
         if rows is not None:
             self.buffer.update_priorities(rows, targets - q_taken.detach())
