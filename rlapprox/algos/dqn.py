@@ -420,11 +420,12 @@ class DQN:
     def _epsilon_greedy(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
         num_envs = len(obs)
         explore = self.rng.random(num_envs) < epsilon
-        if explore.all():
+        num_explore = int(explore.sum())
+        if num_explore == num_envs:
             return self.rng.integers(self.num_actions, size=num_envs)
         actions = self.policy(torch.from_numpy(obs)).cpu().numpy()
-        if explore.any():
-            actions[explore] = self.rng.integers(self.num_actions, size=int(explore.sum()))
+        if num_explore:
+            actions[explore] = self.rng.integers(self.num_actions, size=num_explore)
         return actions
 
     def _store(
