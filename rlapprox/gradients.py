@@ -15,7 +15,8 @@ def clip_grad_norm_(parameters: Sequence[torch.Tensor], max_norm: float) -> torc
     (``norm_type=2``, gradients multiplied by ``min(max_norm / (norm + 1e-6), 1)``), bit for
     bit, for parameters on one device. Torch's version also serves parameters spread over
     devices and dtypes: the grouping, support checks and conversions that this needs cost it
-    about 65 µs a call, 6% of a DQN update on CartPole, where the arithmetic takes 10.
+    about 65 µs a call in a loop of CartPole DQN updates, where the arithmetic takes 10 (2% of
+    a whole 50k-step run's wall time).
 
     Args:
         parameters: the parameters whose ``.grad`` to clip; those without a gradient are
