@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from rlapprox.runs import LoadedRun
+    from rlapprox.app.loading import LoadedRun
 
 __version__ = "0.1.0"
 
@@ -22,9 +22,9 @@ __all__ = ["__version__", "load_run"]
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     """Load a finished run: ``config``, ``approximator``, ``value``/``q_values``, ``policy``.
 
-    See :func:`rlapprox.build.load_run`; imported on first use so that ``import rlapprox``
+    See :func:`rlapprox.app.loading.load_run`; imported on first use so that ``import rlapprox``
     stays light.
     """
-    from rlapprox.build import load_run as _load_run
+    from rlapprox.app.loading import load_run as _load_run
 
     return _load_run(run_dir, device)

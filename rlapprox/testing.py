@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rlapprox._validation import check_positive_int
+from rlapprox.core.validation import check_positive_int
 from rlapprox.models.tabular import TabularMDP, chain, random_mdp
 
 __all__ = ["TabularMDP", "chain", "check_approximator", "check_feature_map", "random_mdp"]

@@ -34,8 +34,8 @@ import torch
 
 from rlapprox.algos.dqn import DQN, DQNConfig
 from rlapprox.approximators import MLP, ConvNet
+from rlapprox.data.replay import ReplayBuffer
 from rlapprox.envs import make_env, make_vector_env
-from rlapprox.replay import ReplayBuffer
 
 GRADIENT_STEPS = 128  # per timed training phase
 FILLED_ROWS = 20_000
@@ -95,13 +95,13 @@ def time_phases(make_network, obs_shape, batch: int, device: torch.device, repea
     """Best gradient steps per second over ``repeats`` training phases."""
     torch.manual_seed(0)
     dqn = _dqn(make_network(), obs_shape, batch, device)
-    dqn._train_phase()  # warm-up: allocations, cuBLAS handles, kernel selection
+    dqn.train_phase()  # warm-up: allocations, cuBLAS handles, kernel selection
     best = float("inf")
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        stats = dqn._train_phase()
+        stats = dqn.train_phase()
         float(stats["loss"])  # waits for the phase's last kernel
         best = min(best, time.perf_counter() - start)
     return GRADIENT_STEPS / best

@@ -16,7 +16,7 @@ Measured per run:
   :meth:`rlapprox.algos.dqn.DQN.run`, which stops the clock before its final evaluation).
 * **SPS**: env steps per second of that wall time.
 * **return**: mean greedy return over ``--eval-episodes`` episodes, for both through
-  :func:`rlapprox.evaluation.evaluate_policy` from seeds ``10_000 + i`` with a batched
+  :func:`rlapprox.envs.evaluation.evaluate_policy` from seeds ``10_000 + i`` with a batched
   ``argmax_a Q(obs, a)`` policy (SB3: ``model.policy.q_net``).
 
 Then the medians over seeds and the ratio of median wall times (ours / SB3; below 1: ours is
@@ -80,11 +80,11 @@ import yaml
 
 from rlapprox.algos.dqn import DQN, DQNConfig
 from rlapprox.approximators import MLP, BoxNormalizer
-from rlapprox.denormals import flush_denormals
+from rlapprox.core.denormals import flush_denormals
+from rlapprox.core.seeding import seed_everything
 from rlapprox.envs import make_env, make_vector_env
-from rlapprox.evaluation import evaluate_policy
+from rlapprox.envs.evaluation import evaluate_policy
 from rlapprox.loggers import NullLogger
-from rlapprox.seeding import seed_everything
 
 ENV_ID = "CartPole-v1"
 EVAL_SEED = 10_000

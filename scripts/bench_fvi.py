@@ -52,7 +52,7 @@ from rlapprox.approximators import (
     linear_fourier,
     linear_multilinear,
 )
-from rlapprox.devices import resolve_device
+from rlapprox.core.devices import resolve_device
 from rlapprox.models import GenerativeModel, make_model
 
 DEFAULT_ENVS = ("MountainCar-v0", "CartPole-v1", "Acrobot-v1")

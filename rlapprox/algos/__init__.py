@@ -3,7 +3,12 @@
 from rlapprox.algos.dqn import DQN, DQNConfig, DQNResult
 from rlapprox.algos.fqi import FittedQIteration, FQIConfig, FQIResult
 from rlapprox.algos.fvi import FittedValueIteration, FVIConfig, FVIResult
-from rlapprox.algos.regression import RegressionResult, fit_regression, split_train_val
+from rlapprox.algos.regression import (
+    RegressionConfig,
+    RegressionResult,
+    fit_regression,
+    split_train_val,
+)
 
 __all__ = [
     "DQN",
@@ -15,6 +20,7 @@ __all__ = [
     "FVIResult",
     "FittedQIteration",
     "FittedValueIteration",
+    "RegressionConfig",
     "RegressionResult",
     "fit_regression",
     "split_train_val",

@@ -19,24 +19,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlapprox._validation import check_choice, check_positive_int, check_range
 from rlapprox.algos.regression import minibatch_steps
 from rlapprox.algos.td import max_next_q, td_target
+from rlapprox.approximators.heads import check_q_approximator
 from rlapprox.approximators.linear import (
     LinearApproximator,
     least_squares_operator,
     with_bias_column,
 )
-from rlapprox.errors import DivergenceError
-from rlapprox.evaluation import (
+from rlapprox.core.errors import DivergenceError
+from rlapprox.core.types import OptimizerFactory
+from rlapprox.core.validation import check_choice, check_positive_int, check_range
+from rlapprox.data.transitions import TransitionDataset
+from rlapprox.envs.evaluation import (
     EVAL_SEED_OFFSET,
     evaluate_policy,
     log_returns,
     return_metrics,
 )
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
-from rlapprox.transitions import TransitionDataset
-from rlapprox.types import OptimizerFactory
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class FQIConfig:
     num_iterations: int = 100
     solver: str = "auto"
     ridge: float = 0.0
-    fit_steps: int = 500
+    fit_steps: int = 200
     batch_size: int = 256
     tolerance: float = 0.0
     eval_every: int = 0
@@ -126,12 +127,7 @@ class FittedQIteration:
         logger: ScalarLogger | None = None,
         progress: bool = False,
     ) -> None:
-        out_dim = getattr(approximator, "out_dim", None)
-        if out_dim != num_actions:
-            raise ValueError(
-                f"Q(s, ·) needs one output per action: the approximator has out_dim={out_dim} "
-                f"but there are {num_actions} actions"
-            )
+        check_q_approximator(approximator, num_actions)
         is_linear = isinstance(approximator, LinearApproximator)
         if config.solver == "least_squares" and not is_linear:
             raise ValueError(
@@ -268,9 +264,9 @@ class _LeastSquaresFit:
         approximator: LinearApproximator = fqi.approximator
         data = fqi.dataset
         with torch.no_grad():
-            phi = approximator.feature_matrix(data.obs.double().to(fqi.device)).double()
-            next_phi = approximator.feature_matrix(data.next_obs.double()).double()
-        has_bias = approximator.linear.bias is not None
+            phi = approximator.feature_matrix(data.obs)  # float64, dense
+            next_phi = approximator.feature_matrix(data.next_obs)
+        has_bias = approximator.has_bias
         if has_bias:
             phi, next_phi = with_bias_column(phi), with_bias_column(next_phi)
         self.phi, self.next_phi = phi, next_phi

@@ -5,6 +5,11 @@ always converge). Each iteration:
 
 .. math:: y_i = \max_a \mathbb{E}[r(s_i, a) + \gamma (1 - d) U_k(s'_{i,a})], \qquad
           U_{k+1} = \arg\min_U \sum_i (U(s_i) - y_i)^2
+
+(with ``action_repeat=k``, r sums k discounted rewards and the discount of a backup is γ^k).
+The settings are :class:`~rlapprox.algos.fvi_config.FVIConfig`; the sample states come from
+:mod:`rlapprox.algos.fvi_sampling`, the backups and fits on them from
+:mod:`rlapprox.algos.fvi_backups`, the Bellman maths from :mod:`rlapprox.algos.td`.
 """
 
 from __future__ import annotations
@@ -19,15 +24,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlapprox._validation import check_choice, check_positive_int, check_range
-from rlapprox.algos.regression import minibatch_steps
-from rlapprox.approximators.linear import (
-    LinearApproximator,
-    least_squares_operator,
-    with_bias_column,
-)
-from rlapprox.errors import DivergenceError
-from rlapprox.evaluation import (
+from rlapprox.algos.fvi_backups import make_backups
+from rlapprox.algos.fvi_config import FVIConfig
+from rlapprox.algos.fvi_sampling import draw_states, vertex_states
+from rlapprox.algos.td import bellman_backup, expected_outcomes
+from rlapprox.approximators.heads import check_value_approximator
+from rlapprox.approximators.linear import LinearApproximator
+from rlapprox.core.errors import DivergenceError
+from rlapprox.core.types import OptimizerFactory
+from rlapprox.envs.evaluation import (
     EVAL_SEED_OFFSET,
     evaluate_policy,
     log_returns,
@@ -36,86 +41,10 @@ from rlapprox.evaluation import (
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 from rlapprox.models.action_repeat import ActionRepeat
 from rlapprox.models.base import GenerativeModel
-from rlapprox.types import OptimizerFactory
 
 StatePolicy = Callable[[torch.Tensor], torch.Tensor]
-SAMPLINGS = ("uniform", "sobol", "grid", "vertices")
-SOLVERS = ("auto", "least_squares", "sgd")
 
-
-@dataclass(frozen=True)
-class FVIConfig:
-    """Fitted value iteration's settings; every field is a key of ``configs/algo/fvi.yaml``.
-
-    Attributes:
-        gamma: discount factor in (0, 1]; 1 only where every state reaches a terminal one.
-        num_iterations: most backup-and-fit iterations.
-        num_states: sample states per iteration (``uniform``/``sobol``).
-        sampling: ``"uniform"`` or ``"sobol"`` over the model's state region, ``"grid"``
-            (``grid_points`` per dimension), or ``"vertices"`` (the grid of a multilinear
-            approximator: interpolation at its own vertices, an averager).
-        grid_points: points per state dimension for ``sampling="grid"``.
-        resample: draw fresh states every iteration instead of keeping one fixed set.
-        num_next_samples: next-state samples per (state, action) for stochastic models.
-        solver: ``"least_squares"`` (linear approximators, exact), ``"sgd"`` (any
-            approximator, ``fit_steps`` optimizer steps per iteration, warm-started) or
-            ``"auto"`` (least squares where possible).
-        ridge: L2 penalty of the least-squares fit.
-        fit_steps: optimizer steps per iteration for ``"sgd"``.
-        batch_size: minibatch size for ``"sgd"``.
-        tolerance: stop once max_i |U_{k+1}(s_i) - U_k(s_i)| < tolerance (0 never stops early).
-        eval_every: iterations between greedy evaluations in the real env (0: at the end only).
-        eval_episodes: episodes per evaluation.
-        log_every: iterations between logged figures.
-        image_every: iterations between value-function images (2-D state spaces; 0: end only).
-        value_inputs: what U's approximator takes: ``"observations"`` (what the env shows,
-            e.g. cos/sin of angles) or the model's ``"states"`` (e.g. the angles: grids and
-            multilinear interpolation want a box of states).
-        policy_lookahead: steps the greedy policy looks ahead through the model (1: argmax of
-            r + γ U(s'); d: the best of all num_actions**d action sequences, then U).
-        action_repeat: model steps each action is held for, in the backups and in the
-            lookahead of the greedy policy: value iteration on the time-coarsened MDP of
-            :class:`~rlapprox.models.ActionRepeat` (rewards Σ_{t<k} γ^t r_t, discount γ^k).
-            The greedy policy still chooses an action at every env step. 1: the model itself.
-    """
-
-    gamma: float = 0.99
-    num_iterations: int = 500
-    num_states: int = 10_000
-    sampling: str = "uniform"
-    grid_points: int = 51
-    resample: bool = False
-    num_next_samples: int = 1
-    solver: str = "auto"
-    ridge: float = 0.0
-    fit_steps: int = 100
-    batch_size: int = 1024
-    tolerance: float = 1e-6
-    eval_every: int = 0
-    eval_episodes: int = 100
-    log_every: int = 10
-    image_every: int = 0
-    value_inputs: str = "observations"
-    policy_lookahead: int = 1
-    action_repeat: int = 1
-
-    def __post_init__(self) -> None:
-        """Check every field; errors name the field and what is allowed."""
-        check_range("gamma", self.gamma, low=0.0, high=1.0, low_inclusive=False)
-        for name in ("num_iterations", "num_states", "num_next_samples", "batch_size"):
-            check_positive_int(name, getattr(self, name))
-        for name in ("fit_steps", "eval_every", "image_every"):
-            check_positive_int(name, getattr(self, name), minimum=0)
-        check_positive_int("grid_points", self.grid_points, minimum=2)
-        check_positive_int("eval_episodes", self.eval_episodes)
-        check_positive_int("log_every", self.log_every)
-        check_choice("sampling", self.sampling, SAMPLINGS)
-        check_choice("solver", self.solver, SOLVERS)
-        check_choice("value_inputs", self.value_inputs, ("observations", "states"))
-        check_positive_int("policy_lookahead", self.policy_lookahead)
-        check_positive_int("action_repeat", self.action_repeat)
-        check_range("ridge", self.ridge, low=0.0)
-        check_range("tolerance", self.tolerance, low=0.0)
+__all__ = ["FVIConfig", "FVIResult", "FittedValueIteration", "StatePolicy"]
 
 
 @dataclass
@@ -157,6 +86,14 @@ class FittedValueIteration:
         progress: print a progress bar.
         value_image: called as ``value_image(iteration)`` when an image is due; returns
             nothing (the builder logs the figure).
+
+    Attributes:
+        approximator: U's approximator, on ``device``.
+        config: the settings.
+        value_image: as given; the builder may set it after construction.
+        backup_model: what backups step through: the model, or with ``action_repeat=k`` an
+            :class:`~rlapprox.models.ActionRepeat` of it holding each action k steps.
+        discount: the discount of one backup, γ^k with ``action_repeat=k``.
     """
 
     def __init__(
@@ -173,9 +110,7 @@ class FittedValueIteration:
         progress: bool = False,
         value_image: Callable[[int], None] | None = None,
     ) -> None:
-        out_dim = getattr(approximator, "out_dim", None)
-        if out_dim != 1:
-            raise ValueError(f"U(s) needs an approximator with out_dim=1, got {out_dim}")
+        check_value_approximator(approximator)
         is_linear = isinstance(approximator, LinearApproximator)
         if config.solver == "least_squares" and not is_linear:
             raise ValueError(
@@ -185,9 +120,7 @@ class FittedValueIteration:
         self.use_least_squares = is_linear and config.solver != "sgd"
         if not self.use_least_squares and optimizer_factory is None:
             raise ValueError("solver='sgd' (or a non-linear approximator) needs an optimizer")
-        if config.sampling == "vertices" and not hasattr(
-            getattr(approximator, "features", None), "vertices"
-        ):
+        if config.sampling == "vertices" and not (is_linear and approximator.has_vertices):
             raise ValueError(
                 "sampling='vertices' needs a multilinear approximator (linear_multilinear)"
             )
@@ -221,21 +154,22 @@ class FittedValueIteration:
     def value(self, observations: torch.Tensor) -> torch.Tensor:
         """U(obs), shape ``(B,)``, for observations ``(B, obs_dim)``."""
         if self.config.value_inputs == "observations":
-            return self._value_of_inputs(observations)
+            return self.value_of_inputs(observations)
         states = self.model.states_from_observations(observations.to(self.device, torch.float64))
-        return self._value_of_inputs(states)
+        return self.value_of_inputs(states)
 
     @torch.no_grad()
     def value_of_states(self, states: torch.Tensor) -> torch.Tensor:
         """U(s), shape ``(B,)``, for model states ``(B, state_dim)``."""
-        return self._value_of_inputs(self.inputs_of(states))
+        return self.value_of_inputs(self.inputs_of(states))
 
     def inputs_of(self, states: torch.Tensor) -> torch.Tensor:
         """What the approximator sees of model states: observations, or the states themselves."""
         return self.model.observe(states) if self.config.value_inputs == "observations" else states
 
     @torch.no_grad()
-    def _value_of_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+    def value_of_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """U of what the approximator takes (see :meth:`inputs_of`), ``(B,)``."""
         self.approximator.eval()
         return self.approximator(inputs.to(self.device, self._dtype)).squeeze(-1)
 
@@ -260,12 +194,45 @@ class FittedValueIteration:
             def successor_value(next_states: torch.Tensor) -> torch.Tensor:
                 return self._q_values_of_states(next_states, depth - 1).max(dim=1).values
 
-        rewards, next_values = self._lookahead(states, actions, successor_value)
-        return rewards + self.discount * next_values
+        rewards, next_values = self.lookahead(states, actions, successor_value)
+        return bellman_backup(rewards, next_values, self.discount)
 
     def policy(self, observations: torch.Tensor) -> torch.Tensor:
         """Greedy actions argmax_a Q(s, a) by lookahead (see :meth:`q_values`), shape ``(B,)``."""
         return self.q_values(observations).argmax(dim=1)
+
+    def lookahead(
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        successor_value: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """E[r] and E[(1 - d) V(s')] of one backup through the model (k steps with a repeat k).
+
+        Args:
+            states: ``(B, state_dim)``.
+            actions: ``(A,)`` (the same for every state) or ``(B, A)`` long.
+            successor_value: V, states ``(M, state_dim)`` → values ``(M,)``; U by default.
+
+        Returns:
+            ``(r̄, v̄)``, both ``(B, A)`` float64; ``bellman_backup(r̄, v̄, self.discount)``
+            is Q(s, a).
+        """
+        successor_value = successor_value or self.value_of_states
+        actions = actions.expand(len(states), -1) if actions.ndim == 1 else actions
+        num_branches = actions.shape[1]
+        outcomes = self.backup_model.outcomes(
+            states.repeat_interleave(num_branches, dim=0),
+            actions.reshape(-1),
+            self.config.num_next_samples,
+            self.generator,
+        )
+        next_values = successor_value(outcomes.next_states)
+        rewards, next_values = expected_outcomes(
+            outcomes.weights, outcomes.rewards, next_values, outcomes.terminated
+        )
+        shape = (len(states), num_branches)
+        return rewards.view(shape), next_values.view(shape)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -279,13 +246,13 @@ class FittedValueIteration:
         }
         bar = ProgressBar(cfg.num_iterations, desc="fvi", enabled=self.progress)
         start = time.perf_counter()
-        backups = _Backups.build(self, self._sample_states())
+        backups = make_backups(self, self._sample_states())
         iteration, converged = 0, False
         residual = change = torch.tensor(float("nan"))
         for iteration in range(1, cfg.num_iterations + 1):
             if cfg.resample and iteration > 1:
-                backups = _Backups.build(self, self._sample_states())
-            # backup: y = max_a E[r + γ(1 - d) U(s')]
+                backups = make_backups(self, self._sample_states())
+            # backup: y = max_a E[r] + discount · E[(1 - d) U(s')]
             current = backups.current_values()
             targets = backups.targets()
             residual = (targets - current).abs()
@@ -349,76 +316,18 @@ class FittedValueIteration:
         return lambda obs: fixed(model.states_from_observations(obs.to(self.device, torch.float64)))
 
     def _sample_states(self) -> torch.Tensor:
-        cfg, model = self.config, self.model
-        low = model.state_low.to(self.device, torch.float64)
-        high = model.state_high.to(self.device, torch.float64)
-        if cfg.sampling == "uniform":
-            return model.sample_states(cfg.num_states, self.generator)
-        if cfg.sampling == "sobol":
-            seed = int(torch.randint(2**31 - 1, (1,), generator=self.generator, device=self.device))
-            engine = torch.quasirandom.SobolEngine(model.state_dim, scramble=True, seed=seed)
-            unit = engine.draw(cfg.num_states, dtype=torch.float64).to(self.device)
-            return low + unit * (high - low)
-        if cfg.sampling == "grid":
-            axes = [torch.linspace(0, 1, cfg.grid_points, dtype=torch.float64)] * model.state_dim
-            unit = torch.stack([m.flatten() for m in torch.meshgrid(*axes, indexing="ij")], 1)
-            return low + unit.to(self.device) * (high - low)
-        return self._vertex_states
+        cfg = self.config
+        if cfg.sampling == "vertices":
+            return self._vertex_states
+        return draw_states(
+            self.model, cfg.sampling, cfg.num_states, cfg.grid_points, self.generator, self.device
+        )
 
     def _vertices_as_states(self) -> torch.Tensor:
-        """The multilinear approximator's grid vertices, mapped from its unit box to states."""
-        unit = self.approximator.features.vertices(torch.float64).to(self.device)
-        normalizer = self.approximator.normalizer
-        if normalizer is None:
-            raise ValueError("sampling='vertices' needs an approximator with a BoxNormalizer")
-        input_low = normalizer.low.to(self.device, torch.float64)
-        input_high = normalizer.high.to(self.device, torch.float64)
-        inputs = input_low + unit * (input_high - input_low)
-        if self.config.value_inputs == "states":
-            return inputs
-        states = self.model.states_from_observations(inputs)
-        if not torch.allclose(self.model.observe(states), inputs, atol=1e-9):
-            # e.g. (cos θ, sin θ) grid points off the unit circle: no state shows them
-            raise ValueError(
-                f"sampling='vertices' with value_inputs='observations' needs every grid point "
-                f"to be an observation of some state, which {self.model.env_id} does not give; "
-                "use value_inputs='states'"
-            )
-        return states
-
-    def _actions_for(self, states: torch.Tensor) -> torch.Tensor:
-        """``(B, num_branches)`` actions to back up from each state."""
-        if self.policy_to_evaluate is not None:
-            return self.policy_to_evaluate(states).reshape(-1, 1)
-        actions = torch.arange(self.model.num_actions, device=self.device)
-        return actions.expand(len(states), -1)
-
-    def _lookahead(
-        self,
-        states: torch.Tensor,
-        actions: torch.Tensor,
-        successor_value: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """E[r] and E[(1 - d) V(s')] for each state and action, both ``(B, A)``.
-
-        V is ``successor_value`` (states → values), U itself by default.
-        """
-        successor_value = successor_value or self.value_of_states
-        actions = actions.expand(len(states), -1) if actions.ndim == 1 else actions
-        num_branches = actions.shape[1]
-        outcomes = self.backup_model.outcomes(
-            states.repeat_interleave(num_branches, dim=0),
-            actions.reshape(-1),
-            self.config.num_next_samples,
-            self.generator,
-        )
-        next_values = successor_value(outcomes.next_states).to(torch.float64)
-        not_done = (~outcomes.terminated).to(torch.float64)
-        weights = outcomes.weights  # (B * A, K)
-        shape = (len(states), num_branches)
-        expected_reward = (weights * outcomes.rewards.to(torch.float64).view_as(weights)).sum(1)
-        expected_next = (weights * (not_done * next_values).view_as(weights)).sum(1)
-        return expected_reward.view(shape), expected_next.view(shape)
+        try:
+            return vertex_states(self.approximator, self.model, self.config.value_inputs)
+        except ValueError as err:  # name the setting that asked for vertices
+            raise ValueError(f"sampling='vertices': {err}") from None
 
     def _log_iteration(
         self,
@@ -443,152 +352,3 @@ class FittedValueIteration:
         history["iteration"].append(float(iteration))
         history["bellman_residual"].append(residual_max)
         history["value_change"].append(float(change))
-
-
-class _Backups:
-    """The fixed quantities of one sample set, and the backup/fit on them.
-
-    For least squares on a linear approximator, everything but the weights is precomputed:
-    the sample features Φ (and its least-squares operator), and for every action the expected
-    reward r̄_a and the expected discounted-successor features E[(1 - d) φ(s')].
-    """
-
-    def __init__(self, fvi: FittedValueIteration, states: torch.Tensor) -> None:
-        self.fvi = fvi
-        self.states = states
-        self.inputs = fvi.inputs_of(states)
-        self.actions = fvi._actions_for(states)
-        self.num_states, self.num_branches = self.actions.shape
-
-    @classmethod
-    def build(cls, fvi: FittedValueIteration, states: torch.Tensor) -> _Backups:
-        if fvi.use_least_squares:
-            return _LinearBackups(fvi, states)
-        return cls(fvi, states)
-
-    def current_values(self) -> torch.Tensor:
-        return self.fvi._value_of_inputs(self.inputs).to(torch.float64)
-
-    def targets(self) -> torch.Tensor:
-        rewards, next_values = self.fvi._lookahead(self.states, self.actions)
-        return (rewards + self.fvi.discount * next_values).max(dim=1).values
-
-    def fit(self, targets: torch.Tensor) -> None:
-        fvi, cfg = self.fvi, self.fvi.config
-        fvi.approximator.train()
-        x = self.inputs.to(fvi._dtype)
-        y = targets.to(fvi._dtype).unsqueeze(1)
-        minibatch_steps(
-            fvi.approximator, x, y, fvi.optimizer, cfg.fit_steps, cfg.batch_size, fvi.generator
-        )
-
-
-class _LinearBackups(_Backups):
-    def __init__(self, fvi: FittedValueIteration, states: torch.Tensor) -> None:
-        super().__init__(fvi, states)
-        approximator: LinearApproximator = fvi.approximator
-        cfg = fvi.config
-        self.has_bias = approximator.linear.bias is not None
-        features = _FeatureMatrix(approximator)
-        self.identity_fit = cfg.sampling == "vertices" and not cfg.resample and not self.has_bias
-        self.phi = None if self.identity_fit else features(self.inputs)
-        self.operator = None if self.identity_fit else _operator(self.phi, cfg.ridge, self.has_bias)
-        # E[r] and E[(1 - d) φ(s')] per action, over the model's outcomes
-        self.rewards: list[torch.Tensor] = []
-        self.next_features: list[torch.Tensor] = []
-        self.not_done: list[torch.Tensor] = []
-        for branch in range(self.num_branches):
-            outcomes = fvi.backup_model.outcomes(
-                states, self.actions[:, branch], cfg.num_next_samples, fvi.generator
-            )
-            weights = outcomes.weights
-            rewards = outcomes.rewards.to(torch.float64).view_as(weights)
-            self.rewards.append((weights * rewards).sum(1))
-            row_weights = (~outcomes.terminated).to(torch.float64) * weights.reshape(-1)
-            phi_next = features(fvi.inputs_of(outcomes.next_states))
-            self.next_features.append(_weighted_sum(phi_next, row_weights, weights.shape[1]))
-            self.not_done.append(row_weights.view_as(weights).sum(1))  # E[1 - d], for the bias
-        self.stacked_features = self.stacked_rewards = self.stacked_not_done = None
-        if not self.next_features[0].is_sparse:
-            self.stacked_features = torch.stack(self.next_features)  # (A, N, k)
-            self.stacked_rewards = torch.stack(self.rewards)  # (A, N)
-            self.stacked_not_done = torch.stack(self.not_done)
-        self.theta = approximator.get_theta().squeeze(1)
-
-    def current_values(self) -> torch.Tensor:
-        if self.identity_fit:
-            return self.theta[:-1] if self.has_bias else self.theta
-        return _apply(self.phi, self.theta, self.has_bias)
-
-    def targets(self) -> torch.Tensor:
-        gamma = self.fvi.discount
-        if self.stacked_features is not None:  # dense: all actions in one batched product
-            weights = self.theta[:-1] if self.has_bias else self.theta
-            next_values = self.stacked_features @ weights  # (A, N)
-            if self.has_bias:
-                next_values = next_values + self.theta[-1] * self.stacked_not_done
-            return (self.stacked_rewards + gamma * next_values).max(dim=0).values
-        weights = self.theta[:-1] if self.has_bias else self.theta
-        values = []
-        for rewards, phi_next, not_done in zip(
-            self.rewards, self.next_features, self.not_done, strict=True
-        ):
-            next_value = (phi_next @ weights.unsqueeze(1)).squeeze(1)  # E[(1 - d) w·φ(s')]
-            if self.has_bias:
-                next_value = next_value + self.theta[-1] * not_done  # + E[1 - d] b
-            values.append(rewards + gamma * next_value)
-        return torch.stack(values, dim=1).max(dim=1).values
-
-    def fit(self, targets: torch.Tensor) -> None:
-        self.theta = targets.clone() if self.identity_fit else self.operator @ targets
-        self.fvi.approximator.set_theta(self.theta.unsqueeze(1))
-
-
-class _FeatureMatrix:
-    """Features of observations as the linear fast path wants them: float64, sparse if offered."""
-
-    def __init__(self, approximator: LinearApproximator) -> None:
-        self.approximator = approximator
-
-    @torch.no_grad()
-    def __call__(self, observations: torch.Tensor) -> torch.Tensor:
-        approximator = self.approximator
-        x = observations.to(torch.float64)
-        if approximator.normalizer is not None:
-            x = approximator.normalizer(x)
-        sparse = getattr(approximator.features, "sparse_forward", None)
-        return sparse(x) if sparse is not None else approximator.features(x)
-
-
-def _apply(phi: torch.Tensor, theta: torch.Tensor, has_bias: bool) -> torch.Tensor:
-    """Φ w (+ b) for dense or sparse Φ, shape ``(N,)``."""
-    weights = theta[:-1] if has_bias else theta
-    values = (phi @ weights.unsqueeze(1)).squeeze(1)
-    return values + theta[-1] if has_bias else values
-
-
-def _weighted_sum(
-    phi_next: torch.Tensor, row_weights: torch.Tensor, per_state: int
-) -> torch.Tensor:
-    """Σ_k w_k φ(s'_k) per state from ``(N * per_state, k)`` outcome features: ``(N, k)``.
-
-    With ``w = p (1 - d)`` this is E[(1 - d) φ(s')]; sparse features stay sparse.
-    """
-    if not phi_next.is_sparse:
-        weighted = phi_next * row_weights.unsqueeze(1)
-        return weighted.reshape(-1, per_state, phi_next.shape[1]).sum(1)
-    phi_next = phi_next.coalesce()
-    rows, columns = phi_next.indices()
-    values = phi_next.values() * row_weights[rows]
-    shape = (len(row_weights) // per_state, phi_next.shape[1])
-    # coalescing sums the entries that outcomes of one state share
-    return torch.sparse_coo_tensor(
-        torch.stack([rows // per_state, columns]), values, shape, check_invariants=False
-    ).coalesce()
-
-
-def _operator(phi: torch.Tensor, ridge: float, has_bias: bool) -> torch.Tensor:
-    """The least-squares operator of (possibly sparse) features, with a bias column if any."""
-    dense = phi.to_dense() if phi.is_sparse else phi
-    dense = with_bias_column(dense) if has_bias else dense
-    return least_squares_operator(dense, ridge, num_unpenalised=int(has_bias))

@@ -5,16 +5,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlapprox._validation import check_choice, check_positive_int, check_range
-from rlapprox.errors import DivergenceError
+from rlapprox.core.errors import DivergenceError
+from rlapprox.core.types import OptimizerFactory
+from rlapprox.core.validation import check_choice, check_positive_int, check_range
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
-from rlapprox.types import OptimizerFactory
 
 SOLVERS = ("sgd", "least_squares")
 LOSSES = ("mse", "huber")
@@ -68,23 +69,55 @@ def split_train_val(
     return permutation[num_val:], permutation[:num_val]
 
 
+@dataclass(frozen=True)
+class RegressionConfig:
+    """Regression's settings; every field is a key of ``configs/algo/regression.yaml``.
+
+    Attributes:
+        solver: ``"sgd"`` (minibatch optimizer steps) or ``"least_squares"`` (the closed-form
+            fit of a linear approximator).
+        num_steps: optimizer steps for ``"sgd"``.
+        batch_size: samples per step (capped at the training-set size).
+        loss: ``"mse"`` or ``"huber"``.
+        huber_delta: the Huber loss's threshold between quadratic and linear, > 0.
+        val_fraction: share of the samples held out for validation, in ``[0, 1)``.
+        ridge: L2 penalty of the closed-form solve, >= 0.
+        log_every: steps between logged losses (and divergence checks).
+    """
+
+    solver: str = "sgd"
+    num_steps: int = 2000
+    batch_size: int = 64
+    loss: str = "mse"
+    huber_delta: float = 1.0
+    val_fraction: float = 0.2
+    ridge: float = 0.0
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        """Check every field; errors name the field and what is allowed."""
+        check_choice("solver", self.solver, SOLVERS)
+        check_choice("loss", self.loss, LOSSES)
+        minimum = 0 if self.solver == "least_squares" else 1
+        check_positive_int("num_steps", self.num_steps, minimum=minimum)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("log_every", self.log_every)
+        check_range("huber_delta", self.huber_delta, low=0.0, low_inclusive=False)
+        check_range("val_fraction", self.val_fraction, low=0.0, high=1.0, high_inclusive=False)
+        check_range("ridge", self.ridge, low=0.0)
+
+
 def fit_regression(
     approximator: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
+    config: RegressionConfig | None = None,
     *,
     optimizer_factory: OptimizerFactory | None = None,
-    solver: str = "sgd",
-    num_steps: int = 2000,
-    batch_size: int = 64,
-    loss: str = "mse",
-    huber_delta: float = 1.0,
-    val_fraction: float = 0.2,
-    ridge: float = 0.0,
     seed: int = 0,
-    log_every: int = 50,
     logger: ScalarLogger | None = None,
     progress: bool = False,
+    **overrides: Any,
 ) -> RegressionResult:
     """Fit ``approximator`` to ``(x, y)`` and report training and validation error.
 
@@ -96,33 +129,34 @@ def fit_regression(
         approximator: maps ``(B, *in_shape)`` to ``(B, out_dim)``.
         x: inputs, shape ``(N, *in_shape)``, on the approximator's device.
         y: targets, shape ``(N,)`` or ``(N, out_dim)``.
+        config: settings; :class:`RegressionConfig` defaults (those of
+            ``rlapprox-train algo=regression``) when ``None``.
         optimizer_factory: builds the optimizer from the parameters, e.g.
             ``functools.partial(torch.optim.Adam, lr=1e-3)``; needed for ``"sgd"``.
-        solver: ``"sgd"`` or ``"least_squares"``.
-        num_steps: optimizer steps.
-        batch_size: samples per step (capped at the training-set size).
-        loss: ``"mse"`` or ``"huber"``.
-        huber_delta: the Huber loss's threshold between quadratic and linear.
-        val_fraction: share of the samples held out for validation, in ``[0, 1)``.
-        ridge: L2 penalty for the closed-form solve.
         seed: seeds the split and the minibatch draws.
-        log_every: steps between logged losses (and divergence checks).
         logger: receives ``train/loss`` and ``val/mse`` (and histograms).
         progress: print a progress bar to stderr.
+        **overrides: fields of ``config`` to replace, e.g. ``solver="least_squares"`` or
+            ``num_steps=500`` (as :func:`dataclasses.replace`).
 
     Returns:
         A :class:`RegressionResult`.
 
     Raises:
         ValueError: for bad arguments, before any step.
+        TypeError: for an override that is no field of :class:`RegressionConfig`.
         DivergenceError: if the loss becomes NaN or infinite.
+
+    Examples:
+        >>> from rlapprox.approximators import LinearApproximator, PolynomialBasis
+        >>> x = torch.linspace(0, 1, 50).unsqueeze(1)
+        >>> line = LinearApproximator(PolynomialBasis(1, degree=1), out_dim=1)
+        >>> result = fit_regression(line, x, 3 * x - 1, solver="least_squares")
+        >>> round(result.val_mse, 8)
+        0.0
     """
-    check_choice("solver", solver, SOLVERS)
-    check_choice("loss", loss, LOSSES)
-    check_positive_int("num_steps", num_steps, minimum=0 if solver == "least_squares" else 1)
-    check_positive_int("batch_size", batch_size)
-    check_positive_int("log_every", log_every)
-    check_range("huber_delta", huber_delta, low=0.0, low_inclusive=False)
+    config = replace(config or RegressionConfig(), **overrides)
+    solver = config.solver
     if len(x) != len(y):
         raise ValueError(f"x and y need the same number of rows, got {len(x)} and {len(y)}")
     if solver == "least_squares" and not hasattr(approximator, "fit_least_squares"):
@@ -135,19 +169,20 @@ def fit_regression(
     logger = logger if logger is not None else NullLogger()
     targets = y.reshape(len(y), -1)
     generator = torch.Generator(device=x.device).manual_seed(seed)
-    train_index, val_index = split_train_val(len(x), val_fraction, generator)
+    train_index, val_index = split_train_val(len(x), config.val_fraction, generator)
     start = time.perf_counter()
     if solver == "least_squares":
-        approximator.fit_least_squares(x[train_index], targets[train_index], ridge=ridge)
+        approximator.fit_least_squares(x[train_index], targets[train_index], ridge=config.ridge)
         num_steps = 0
         history = {"step": [0.0], "train_loss": [], "val_mse": []}
     else:
-        loss_fn = _loss_function(loss, huber_delta)
+        loss_fn = _loss_function(config.loss, config.huber_delta)
         optimizer = optimizer_factory(approximator.parameters())
+        num_steps = config.num_steps
         history = _sgd_loop(
             approximator, x, targets, train_index, val_index, optimizer, loss_fn,
-            num_steps=num_steps, batch_size=batch_size, generator=generator,
-            log_every=log_every, logger=logger, progress=progress,
+            num_steps=num_steps, batch_size=config.batch_size, generator=generator,
+            log_every=config.log_every, logger=logger, progress=progress,
         )  # fmt: skip
     train_mse = _mse(approximator, x[train_index], targets[train_index])
     val_mse = _mse(approximator, x[val_index], targets[val_index])

@@ -33,6 +33,82 @@ def td_target(
     return rewards + gamma * (1.0 - terminated.to(rewards.dtype)) * next_values
 
 
+def expected_outcomes(
+    weights: torch.Tensor,
+    rewards: torch.Tensor,
+    next_values: torch.Tensor,
+    terminated: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Expected reward and expected bootstrapped value over K weighted outcomes per pair.
+
+    .. math:: \bar r_i = \sum_k p_{ik} r_{ik}, \qquad
+              \bar v_i = \sum_k p_{ik} (1 - d_{ik}) V(s'_{ik})
+
+    A terminal outcome contributes its reward and nothing after it. Computed in float64.
+
+    Args:
+        weights: the outcomes' probabilities p, shape ``(B, K)``, rows summing to 1.
+        rewards: shape ``(B * K,)``; rows ``i * K .. i * K + K - 1`` belong to pair i.
+        next_values: V(s'), shape ``(B * K,)``.
+        terminated: 1 (or ``True``) where s' is terminal, shape ``(B * K,)``.
+
+    Returns:
+        ``(r̄, v̄)``, each of shape ``(B,)``.
+    """
+    not_done = (~terminated.bool()).to(torch.float64)
+    expected_rewards = (weights * rewards.to(torch.float64).view_as(weights)).sum(1)
+    next_values = next_values.to(torch.float64)
+    expected_next_values = (weights * (not_done * next_values).view_as(weights)).sum(1)
+    return expected_rewards, expected_next_values
+
+
+def bellman_backup(
+    expected_rewards: torch.Tensor,
+    expected_next_values: torch.Tensor,
+    discount: float | torch.Tensor,
+) -> torch.Tensor:
+    r"""The expected one-step backup of each (state, action) pair.
+
+    .. math:: Q(s, a) = \mathbb{E}[r \mid s, a] + \gamma \, \mathbb{E}[(1 - d) V(s') \mid s, a]
+
+    Both expectations come from :func:`expected_outcomes` (or a linear model's precomputed
+    features); terminal outcomes already count 0 in the second.
+
+    Args:
+        expected_rewards: E[r], any shape, e.g. ``(B, num_actions)``.
+        expected_next_values: E[(1 - d) V(s')], the same shape.
+        discount: γ per backup (γ^k when each action is held k steps), a float or a tensor
+            that broadcasts.
+
+    Returns:
+        Q, the shape of ``expected_rewards``.
+    """
+    return expected_rewards + discount * expected_next_values
+
+
+def bellman_optimality_backup(
+    expected_rewards: torch.Tensor,
+    expected_next_values: torch.Tensor,
+    discount: float | torch.Tensor,
+    dim: int = -1,
+) -> torch.Tensor:
+    r"""The best expected backup over actions: value iteration's target.
+
+    .. math:: y(s) = \max_a \; \mathbb{E}[r \mid s, a]
+              + \gamma \, \mathbb{E}[(1 - d) V(s') \mid s, a]
+
+    Args:
+        expected_rewards: E[r], e.g. ``(B, num_actions)``.
+        expected_next_values: E[(1 - d) V(s')], the same shape.
+        discount: γ per backup (γ^k when each action is held k steps).
+        dim: the actions' dimension.
+
+    Returns:
+        y, the shape of ``expected_rewards`` without ``dim``, e.g. ``(B,)``.
+    """
+    return bellman_backup(expected_rewards, expected_next_values, discount).max(dim=dim).values
+
+
 def max_next_q(
     next_q_target: torch.Tensor, next_q_online: torch.Tensor | None = None
 ) -> torch.Tensor:

@@ -13,7 +13,13 @@ from rlapprox.approximators.factories import (
     linear_rbf,
     linear_sine,
 )
-from rlapprox.approximators.heads import DuelingQ, QFunction, ValueFunction
+from rlapprox.approximators.heads import (
+    DuelingQ,
+    QFunction,
+    ValueFunction,
+    check_q_approximator,
+    check_value_approximator,
+)
 from rlapprox.approximators.linear import LinearApproximator
 from rlapprox.approximators.mlp import MLP
 from rlapprox.approximators.normalization import BoxNormalizer
@@ -43,6 +49,8 @@ __all__ = [
     "RBFBasis",
     "SineBasis",
     "ValueFunction",
+    "check_q_approximator",
+    "check_value_approximator",
     "linear_fourier",
     "linear_multilinear",
     "linear_poly",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from rlapprox._validation import check_choice
+from rlapprox.core.validation import check_choice
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

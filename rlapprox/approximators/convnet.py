@@ -7,9 +7,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from rlapprox._validation import check_positive_int
 from rlapprox.approximators.activations import make_activation
 from rlapprox.approximators.mlp import MLP, as_int_tuple
+from rlapprox.core.validation import check_positive_int
 
 
 class ConvNet(nn.Module):

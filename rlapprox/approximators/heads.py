@@ -5,7 +5,35 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlapprox._validation import check_positive_int
+from rlapprox.core.validation import check_positive_int
+
+
+def check_value_approximator(approximator: nn.Module) -> None:
+    """Check that ``approximator`` can serve as U(s): one output per state (``out_dim == 1``).
+
+    Raises:
+        ValueError: naming the ``out_dim`` found.
+    """
+    out_dim = getattr(approximator, "out_dim", None)
+    if out_dim != 1:
+        raise ValueError(
+            "U(s) needs an approximator with out_dim=1 (one value per state), "
+            f"got out_dim={out_dim}"
+        )
+
+
+def check_q_approximator(approximator: nn.Module, num_actions: int) -> None:
+    """Check that ``approximator`` can serve as Q(s, ·): one output per action.
+
+    Raises:
+        ValueError: naming the ``out_dim`` found and the number of actions.
+    """
+    out_dim = getattr(approximator, "out_dim", None)
+    if out_dim != num_actions:
+        raise ValueError(
+            f"Q(s, ·) needs one output per action: the approximator has out_dim={out_dim} "
+            f"but the environment has {num_actions} actions"
+        )
 
 
 class ValueFunction(nn.Module):
@@ -21,12 +49,7 @@ class ValueFunction(nn.Module):
 
     def __init__(self, approximator: nn.Module) -> None:
         super().__init__()
-        out_dim = getattr(approximator, "out_dim", None)
-        if out_dim != 1:
-            raise ValueError(
-                "U(s) needs an approximator with out_dim=1 (one value per state), "
-                f"got out_dim={out_dim}"
-            )
+        check_value_approximator(approximator)
         self.approximator = approximator
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -49,12 +72,7 @@ class QFunction(nn.Module):
     def __init__(self, approximator: nn.Module, num_actions: int) -> None:
         super().__init__()
         self.num_actions = check_positive_int("num_actions", num_actions)
-        out_dim = getattr(approximator, "out_dim", None)
-        if out_dim != num_actions:
-            raise ValueError(
-                f"Q(s, ·) needs one output per action: the approximator has out_dim={out_dim} "
-                f"but the environment has {num_actions} actions"
-            )
+        check_q_approximator(approximator, num_actions)
         self.approximator = approximator
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlapprox._validation import check_positive_int, check_range
+from rlapprox.core.validation import check_positive_int, check_range
 from rlapprox.features.base import FeatureMap
 
 
@@ -59,24 +59,55 @@ class LinearApproximator(nn.Module):
         """Number of input dimensions."""
         return self.features.in_dim
 
-    def feature_matrix(self, x: torch.Tensor) -> torch.Tensor:
-        """Features β(norm(x)) of raw inputs ``(B, in_dim)``, shape ``(B, num_features)``."""
+    @property
+    def has_bias(self) -> bool:
+        """Whether the model adds a learned constant per output (the last row of θ)."""
+        return self.linear.bias is not None
+
+    @property
+    def has_vertices(self) -> bool:
+        """Whether the features are a grid with vertices (multilinear interpolation)."""
+        return hasattr(self.features, "vertices")
+
+    def feature_matrix(
+        self, x: torch.Tensor, dtype: torch.dtype | None = torch.float64, sparse: bool = False
+    ) -> torch.Tensor:
+        """Features β(norm(x)) of raw inputs: the design matrix Φ of linear algebra on the model.
+
+        Args:
+            x: raw inputs ``(B, in_dim)``, normalised here.
+            dtype: compute in this dtype (``x`` is cast first); ``None`` keeps ``x``'s dtype.
+            sparse: return a sparse COO matrix where the feature map offers ``sparse_forward``
+                (multilinear grids: ``2**in_dim`` nonzeros per row); dense otherwise.
+
+        Returns:
+            Φ, shape ``(B, num_features)``, without the bias column (see :attr:`has_bias`).
+        """
+        if dtype is not None:
+            x = x.to(dtype)
         if self.normalizer is not None:
             x = self.normalizer(x)
-        return self.features(x)
+        sparse_features = getattr(self.features, "sparse_forward", None) if sparse else None
+        phi = sparse_features(x) if sparse_features is not None else self.features(x)
+        return phi if dtype is None else phi.to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Evaluate the model on ``(B, in_dim)`` inputs; returns ``(B, out_dim)``."""
         sparse_features = getattr(self.features, "sparse_forward", None)
         if sparse_features is None:
-            return self.linear(self.feature_matrix(x))
+            return self.linear(self.feature_matrix(x, dtype=None))
         # Grids of many features with few nonzero per row (multilinear interpolation).
         z = self.normalizer(x) if self.normalizer is not None else x
         out = torch.sparse.mm(sparse_features(z), self.linear.weight.T)
         return out if self.linear.bias is None else out + self.linear.bias
 
     def get_theta(self) -> torch.Tensor:
-        """All weights as one float64 matrix ``(num_features [+ 1 bias row], out_dim)``."""
+        """All weights as one float64 matrix θ, a copy.
+
+        Returns:
+            ``(num_features [+ 1], out_dim)``: column j holds output j's feature weights, then
+            its bias in the last row if :attr:`has_bias`; f(x) = [Φ(x), 1] θ.
+        """
         theta = self.linear.weight.detach().T.to(torch.float64)
         if self.linear.bias is None:
             return theta.clone()
@@ -84,11 +115,44 @@ class LinearApproximator(nn.Module):
 
     @torch.no_grad()
     def set_theta(self, theta: torch.Tensor) -> None:
-        """Set the weights from a matrix shaped like :meth:`get_theta`'s."""
+        """Set the weights from θ, cast to the parameters' dtype.
+
+        Args:
+            theta: ``(num_features [+ 1], out_dim)``, laid out as :meth:`get_theta` returns it.
+        """
         num_features = self.linear.in_features
         self.linear.weight.copy_(theta[:num_features].T.to(self.linear.weight.dtype))
         if self.linear.bias is not None:
             self.linear.bias.copy_(theta[num_features].to(self.linear.bias.dtype))
+
+    def input_vertices(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """The feature grid's vertices in raw input coordinates, in feature order.
+
+        Where the features interpolate on a grid, feature j is 1 at vertex j and 0 at the
+        others, so θ holds the model's values at these points.
+
+        Args:
+            dtype: floating dtype of the result.
+
+        Returns:
+            ``(num_features, in_dim)``, on the model's device.
+
+        Raises:
+            ValueError: if the features have no vertices (:attr:`has_vertices`), or there is
+                no box normaliser (with ``low``/``high`` bounds) to map them from the unit box.
+        """
+        if not self.has_vertices:
+            raise ValueError(f"{type(self.features).__name__} features have no grid vertices")
+        low = getattr(self.normalizer, "low", None)
+        high = getattr(self.normalizer, "high", None)
+        if low is None or high is None:
+            raise ValueError(
+                "the grid vertices in input coordinates need a BoxNormalizer (low/high bounds), "
+                f"got normalizer={type(self.normalizer).__name__}"
+            )
+        unit = self.features.vertices(dtype)
+        low, high = low.to(unit.device, dtype), high.to(unit.device, dtype)
+        return low + unit * (high - low)
 
     @torch.no_grad()
     def fit_least_squares(
@@ -116,8 +180,8 @@ class LinearApproximator(nn.Module):
             raise ValueError(
                 f"y has {targets.shape[1]} columns but the model has out_dim={self.out_dim}"
             )
-        has_bias = self.linear.bias is not None
-        phi = self.feature_matrix(x).double()
+        has_bias = self.has_bias
+        phi = self.feature_matrix(x, dtype=None).double()
         phi = with_bias_column(phi) if has_bias else phi
         if ridge > 0.0 or phi.device.type != "cpu":
             theta = least_squares_operator(phi, ridge, num_unpenalised=int(has_bias)) @ targets

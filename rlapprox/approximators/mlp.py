@@ -8,8 +8,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from rlapprox._validation import check_choice, check_positive_int, check_range
 from rlapprox.approximators.activations import make_activation
+from rlapprox.core.validation import check_choice, check_positive_int, check_range
 
 NORMS: tuple[str | None, ...] = (None, "layer", "batch")
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rlapprox._validation import check_positive_int
+from rlapprox.core.validation import check_positive_int
 
 
 class FeatureMap(nn.Module):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rlapprox._validation import check_positive_int
+from rlapprox.core.validation import check_positive_int
 from rlapprox.features.base import FeatureMap, grid_index_names
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rlapprox._validation import check_choice, check_positive_int
+from rlapprox.core.validation import check_choice, check_positive_int
 from rlapprox.features.base import FeatureMap, input_names_for
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rlapprox._validation import check_choice, check_positive_int, check_range
+from rlapprox.core.validation import check_choice, check_positive_int, check_range
 from rlapprox.features.base import FeatureMap, grid_index_names, input_names_for
 from rlapprox.features.multilinear import grid_product
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlapprox._validation import check_positive_int, check_range
+from rlapprox.core.validation import check_positive_int, check_range
 from rlapprox.models.base import GenerativeModel
 
 

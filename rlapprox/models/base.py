@@ -8,7 +8,7 @@ from typing import NamedTuple
 import gymnasium as gym
 import torch
 
-from rlapprox._validation import check_positive_int
+from rlapprox.core.validation import check_positive_int
 
 
 class Outcomes(NamedTuple):

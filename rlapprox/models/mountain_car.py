@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlapprox._validation import check_positive_int
+from rlapprox.core.validation import check_positive_int
 from rlapprox.models.base import GenerativeModel
 
 

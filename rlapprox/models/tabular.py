@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlapprox._validation import check_positive_int, check_range
+from rlapprox.core.validation import check_positive_int, check_range
 from rlapprox.models.base import GenerativeModel, Outcomes
 
 _F64 = torch.float64

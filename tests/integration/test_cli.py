@@ -13,8 +13,8 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 
-from rlapprox.build import build_approximator
-from rlapprox.errors import ConfigError
+from rlapprox.app.builders import build_approximator
+from rlapprox.core.errors import ConfigError
 
 ACCEPTANCE = ["algo=regression", "approximator=mlp", "optimizer=rmsprop", "optimizer.lr=3e-3"]
 METRIC_KEYS = {

@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlapprox.compare import (
+from rlapprox.app.curves import curve_tag
+from rlapprox.app.sweep_stats import bootstrap_ci, iqm
+from rlapprox.app.sweeps import (
     Run,
-    bootstrap_ci,
     choose_metric,
-    curve_tag,
     find_runs,
     group_runs,
-    iqm,
     lower_is_better,
     summarize,
     swept_keys,

@@ -17,11 +17,11 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from rlapprox.app.builders import build_approximator, build_optimizer
 from rlapprox.approximators import BoxNormalizer
-from rlapprox.build import build_approximator, build_optimizer
-from rlapprox.denormals import denormals_flushed
+from rlapprox.core.denormals import denormals_flushed
+from rlapprox.core.errors import ConfigError
 from rlapprox.envs import make_env
-from rlapprox.errors import ConfigError
 from rlapprox.models import make_model
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -239,7 +239,7 @@ def test_unknown_target_is_a_config_error(compose_config) -> None:
 
 
 def test_threads_key_sets_torch_threads_and_null_leaves_them(compose_config, tmp_path):
-    from rlapprox.cli import train
+    from rlapprox.app.train import train
 
     before = torch.get_num_threads()
     try:
@@ -259,19 +259,21 @@ def test_threads_key_sets_torch_threads_and_null_leaves_them(compose_config, tmp
 def test_flush_denormal_key_holds_for_the_run_and_the_callers_setting_returns(
     compose_config, tmp_path, monkeypatch
 ):
-    from rlapprox import build
-    from rlapprox.cli import train
+    import dataclasses
+
+    from rlapprox.app.recipes import RECIPES
+    from rlapprox.app.train import train
 
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU cannot flush denormals (torch.set_flush_denormal is x86 only)")
     seen = []
-    run_regression = build.ALGORITHMS["regression"]
+    regression = RECIPES["regression"]
 
     def recording(cfg, context):
         seen.append(denormals_flushed())
-        return run_regression(cfg, context)
+        return regression.train(cfg, context)
 
-    monkeypatch.setitem(build.ALGORITHMS, "regression", recording)
+    monkeypatch.setitem(RECIPES, "regression", dataclasses.replace(regression, train=recording))
     for name, overrides in (("flush", []), ("ieee", ["flush_denormal=false"])):
         cfg = compose_config(["algo=regression", "debug=default", *overrides])
         cfg.logger.tensorboard = False

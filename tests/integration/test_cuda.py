@@ -15,11 +15,11 @@ import torch
 import rlapprox
 from rlapprox.algos.dqn import DQN, DQNConfig
 from rlapprox.algos.fvi import FittedValueIteration, FVIConfig
+from rlapprox.app.train import train
 from rlapprox.approximators import MLP, BoxNormalizer, ConvNet, linear_multilinear
-from rlapprox.cli import train
+from rlapprox.data.replay import TransitionBatch
 from rlapprox.envs import make_env, make_vector_env
 from rlapprox.models import MODELS, make_model
-from rlapprox.replay import TransitionBatch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -74,8 +74,8 @@ def test_fitted_value_iteration_on_cuda_equals_cpu():
 def _dqn(network: torch.nn.Module, device: torch.device, double_dqn: bool = True) -> DQN:
     config = DQNConfig(
         total_steps=2_000, batch_size=32, learning_starts=500, train_freq=4, gradient_steps=2,
-        target_update_interval=100, double_dqn=double_dqn, eval_every=0, eval_episodes=2,
-        checkpoint_every=0,
+        target_update_interval=100, double_dqn=double_dqn, loss="huber", eval_every=0,
+        eval_episodes=2, checkpoint_every=0,
     )  # fmt: skip
     return DQN(
         network,
@@ -106,9 +106,9 @@ def test_dqn_updates_on_cuda_equal_cpu(double_dqn):
         )
         with torch.no_grad():
             next_q_cpu = cpu.target_network(batch.next_obs)
-        cpu_stats = cpu._update(batch, next_q_cpu)
+        cpu_stats = cpu.update(batch, next_q_cpu)
         gpu_batch = TransitionBatch(*(column.to(CUDA) for column in batch))
-        gpu_stats = gpu._update(gpu_batch, gpu.target_network(gpu_batch.next_obs).detach())
+        gpu_stats = gpu.update(gpu_batch, gpu.target_network(gpu_batch.next_obs).detach())
         torch.testing.assert_close(gpu_stats["loss"].cpu(), cpu_stats["loss"], rtol=1e-5, atol=1e-6)
     for name, value in cpu.q_network.state_dict().items():
         torch.testing.assert_close(

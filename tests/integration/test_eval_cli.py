@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from rlapprox.cli import train
+from rlapprox.app.train import train
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 def _eval(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "rlapprox.evaluate_cli", *args]
+    command = [sys.executable, "-m", "rlapprox.app.evaluate", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import rlapprox
-from rlapprox.cli import train
+from rlapprox.app.train import train
 from rlapprox.envs import make_env
-from rlapprox.evaluation import EVAL_SEED_OFFSET, evaluate_policy
+from rlapprox.envs.evaluation import EVAL_SEED_OFFSET, evaluate_policy
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rlapprox.cli import train
+from rlapprox.app.train import train
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 PRESETS = sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))

@@ -24,16 +24,16 @@ ARGS = [
 # written: a crash at a known point, with no timing involved.
 KILL_AFTER_SECOND_CHECKPOINT = """
 import os, signal, sys
-from rlapprox import build
-save = build.RunContext.save_checkpoint
+from rlapprox.app.context import RunContext
+save = RunContext.save_checkpoint
 calls = []
 def save_then_die(self, cfg, state, step):
     save(self, cfg, state, step)
     calls.append(step)
     if len(calls) == 2:
         os.kill(os.getpid(), signal.SIGKILL)
-build.RunContext.save_checkpoint = save_then_die
-from rlapprox.cli import train_main
+RunContext.save_checkpoint = save_then_die
+from rlapprox.app.train import train_main
 sys.argv = ["rlapprox-train", *sys.argv[1:]]
 train_main()
 """

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rlapprox.cli import train
+from rlapprox.app.train import train
 from rlapprox.loggers import Tags
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -4,8 +4,13 @@ import pytest
 import torch
 
 import rlapprox
+from rlapprox.app.checkpoint import (
+    CHECKPOINT_NAME,
+    FORMAT_VERSION,
+    load_checkpoint,
+    save_checkpoint,
+)
 from rlapprox.approximators import MLP
-from rlapprox.checkpoint import CHECKPOINT_NAME, FORMAT_VERSION, load_checkpoint, save_checkpoint
 
 CONFIG = {"seed": 3, "optimizer": {"lr": 0.001, "betas": [0.9, 0.999]}, "algo": {"name": "fvi"}}
 
@@ -86,3 +91,15 @@ def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
         save_checkpoint(path, state={"w": torch.ones(2)}, step=2, config=CONFIG)
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
+
+
+def test_checkpoint_of_an_older_format_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "old.pt"
+    state = {"approximator": {}, "loop": {"envs": None}}  # format 1: no episode tracker state
+    payload = {"format_version": 1, "rlapprox_version": "0.0.9", "step": 3, "config": {}}
+    torch.save({**payload, "state": state}, path)
+    with pytest.raises(
+        ValueError, match=r"format 1, written by rlapprox 0\.0\.9.*train the run"
+    ) as err:
+        load_checkpoint(path)
+    assert "\n" not in str(err.value)

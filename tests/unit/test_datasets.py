@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rlapprox.datasets import TARGETS, make_regression_data
+from rlapprox.data.regression import TARGETS, make_regression_data
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rlapprox.denormals import denormals_flushed, flush_denormals
+from rlapprox.core.denormals import denormals_flushed, flush_denormals
 
 
 @pytest.fixture

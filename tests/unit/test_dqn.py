@@ -10,11 +10,12 @@ import yaml
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from rlapprox.algos.dqn import DQN, DQNConfig
+from rlapprox.algos.dqn_batches import crossed, group_sizes, target_copy_needed, target_q_values
 from rlapprox.algos.td import polyak_update
 from rlapprox.approximators import MLP
 from rlapprox.approximators.heads import DuelingQ
+from rlapprox.data.prioritized import PrioritizedReplayBuffer
 from rlapprox.envs import make_env, make_vector_env
-from rlapprox.replay import PrioritizedReplayBuffer
 
 ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
 CARTPOLE = functools.partial(make_env, "CartPole-v1")  # makes an evaluation env
@@ -90,6 +91,7 @@ def test_hard_target_sync_is_skipped_without_gradient_steps(monkeypatch, tau, ex
         total_steps=300,
         learning_starts=100,
         train_freq=50,
+        gradient_steps=1,
         target_update_interval=10,
         tau=tau,
         eval_every=0,
@@ -129,7 +131,7 @@ def test_config_rejects_bad_values(field, value, message):
 
 def test_rejects_network_with_wrong_output_size():
     envs = make_vector_env("CartPole-v1", num_envs=1)
-    with pytest.raises(ValueError, match=r"out_dim=3 but the env has 2 actions"):
+    with pytest.raises(ValueError, match=r"out_dim=3 but the environment has 2 actions"):
         DQN(MLP(4, 3), envs, CARTPOLE, ADAM, DQNConfig())
 
 
@@ -147,13 +149,12 @@ def test_discretised_pendulum_has_grid_actions():
     env.close()
 
 
-def test_yaml_keys_are_the_config_fields():
+def test_yaml_keys_and_defaults_are_the_config_fields():
     path = Path(__file__).resolve().parents[2] / "configs" / "algo" / "dqn.yaml"
-    keys = set(yaml.safe_load(path.read_text())) - {"name"}
-    assert keys == {field.name for field in dataclasses.fields(DQNConfig)}
-    DQNConfig(
-        **{key: value for key, value in yaml.safe_load(path.read_text()).items() if key != "name"}
-    )
+    values = yaml.safe_load(path.read_text())
+    del values["name"], values["dueling"]  # dueling is the builder's: it wraps the approximator
+    assert set(values) == {field.name for field in dataclasses.fields(DQNConfig)}
+    assert DQNConfig(**values) == DQNConfig()  # the library's defaults are the command line's
 
 
 def test_n_step_transitions_are_stored_with_their_discounts():
@@ -175,7 +176,14 @@ def test_n_step_transitions_are_stored_with_their_discounts():
 
 def test_prioritized_dqn_trains_and_updates_priorities():
     envs = make_vector_env("CartPole-v1", num_envs=1)
-    dqn = _dqn(envs, total_steps=300, learning_starts=100, train_freq=10, prioritized=True)
+    dqn = _dqn(
+        envs,
+        total_steps=300,
+        learning_starts=100,
+        train_freq=10,
+        gradient_steps=1,
+        prioritized=True,
+    )
     metrics = dqn.run().metrics
     assert isinstance(dqn.buffer, PrioritizedReplayBuffer)
     assert metrics["gradient_steps_done"] == 21
@@ -205,13 +213,15 @@ def test_dueling_q_needs_one_more_output_than_actions():
 
 def test_dqn_takes_a_dueling_network_as_it_is():
     envs = make_vector_env("CartPole-v1", num_envs=1)
-    config = DQNConfig(total_steps=120, learning_starts=80, train_freq=8, eval_episodes=1)
+    config = DQNConfig(
+        total_steps=120, learning_starts=80, train_freq=8, gradient_steps=1, eval_episodes=1
+    )
     dqn = DQN(DuelingQ(MLP(4, 3, hidden_sizes=(8,)), 2), envs, CARTPOLE, ADAM, config)
     assert dqn.run().metrics["gradient_steps_done"] == 6  # at steps 80, 88, ..., 120
 
 
 def _filled_dqn(double_dqn):
-    config = DQNConfig(batch_size=8, gradient_steps=5, double_dqn=double_dqn)
+    config = DQNConfig(batch_size=8, gradient_steps=5, double_dqn=double_dqn, loss="huber")
     torch.manual_seed(0)
     net = MLP(4, 2, hidden_sizes=(16,))
     # large steps, so that the online network's argmax over s' changes within the phase
@@ -234,9 +244,9 @@ def _filled_dqn(double_dqn):
 @pytest.mark.parametrize("group_steps", [None, 2])
 def test_training_phase_equals_one_update_per_drawn_batch(monkeypatch, double_dqn, group_steps):
     if group_steps is not None:  # batches drawn and valued two at a time, the last one alone
-        monkeypatch.setattr("rlapprox.algos.dqn._GROUP_ELEMENTS", group_steps * 8 * 4)
+        monkeypatch.setattr("rlapprox.algos.dqn_batches.GROUP_ELEMENTS", group_steps * 8 * 4)
     phased, stepped = _filled_dqn(double_dqn), _filled_dqn(double_dqn)
-    phased._train_phase()
+    phased.train_phase()
     # the same draws (one generator stream), one batch at a time, each against the target
     # network (and, for Double DQN, the online network as the previous update left it)
     rows = torch.randint(100, (5 * 8,), generator=stepped.generator)
@@ -244,7 +254,7 @@ def test_training_phase_equals_one_update_per_drawn_batch(monkeypatch, double_dq
         batch = stepped.buffer.gather(batch_rows)
         with torch.no_grad():
             next_q_target = stepped.target_network(batch.next_obs)
-        stepped._update(batch, next_q_target)
+        stepped.update(batch, next_q_target)
     for name, value in stepped.q_network.state_dict().items():
         torch.testing.assert_close(phased.q_network.state_dict()[name], value)
     assert phased.num_updates == stepped.num_updates == 5
@@ -270,9 +280,54 @@ def test_linear_lr_schedule_falls_to_zero_at_total_steps():
     dqn.config = dataclasses.replace(dqn.config, total_steps=400, lr_schedule="linear")
     for step, expected in ((100, 0.375), (300, 0.125), (400, 0.0)):
         dqn.step = step
-        dqn._train_phase()
+        dqn.train_phase()
         assert dqn.optimizer.param_groups[0]["lr"] == pytest.approx(expected)  # 0.5 x remaining
     constant = _filled_dqn(double_dqn=False)
     constant.step = 300
-    constant._train_phase()
+    constant.train_phase()
     assert constant.optimizer.param_groups[0]["lr"] == 0.5
+
+
+def test_uniform_draws_are_grouped_to_fit_the_element_budget():
+    assert group_sizes(128, 64 * 4) == [128]  # a whole CartPole phase
+    assert group_sizes(5, 8 * 4, max_elements=2 * 8 * 4) == [2, 2, 1]
+    assert group_sizes(3, 10**9) == [1, 1, 1]  # one batch over budget still makes a group
+    assert group_sizes(0, 64) == []
+
+
+def test_target_values_in_chunks_are_those_of_the_rows_each_chunk_holds():
+    torch.manual_seed(0)
+    net = MLP(4, 2, hidden_sizes=(16,))
+    next_obs = torch.randn(600, 4)
+    chunked = target_q_values(net, next_obs)  # 256 + 256 + 88 rows
+    assert chunked.shape == (600, 2)
+    assert not chunked.requires_grad
+    with torch.no_grad():
+        expected = torch.cat([net(next_obs[:256]), net(next_obs[256:512]), net(next_obs[512:])])
+    assert torch.equal(chunked, expected)
+
+
+def test_only_a_polyak_step_or_a_copy_after_updates_changes_the_target():
+    assert target_copy_needed(tau=1.0, num_updates=0, updates_at_last_sync=-1)  # first sync
+    assert not target_copy_needed(tau=1.0, num_updates=7, updates_at_last_sync=7)
+    assert target_copy_needed(tau=1.0, num_updates=8, updates_at_last_sync=7)
+    assert target_copy_needed(tau=0.5, num_updates=7, updates_at_last_sync=7)
+
+
+def test_crossed_counts_periods_passed_by_vector_steps():
+    assert [step for step in range(4, 41, 4) if crossed(step, 4, 10)] == [12, 20, 32, 40]
+    assert crossed(10, 1, 10)
+    assert not crossed(11, 1, 10)
+
+
+def test_config_schedules():
+    config = DQNConfig(total_steps=1000, learning_starts=100, exploration_fraction=0.5)
+    assert config.epsilon(99) == 1.0  # pure exploration before learning starts
+    assert config.epsilon(250) == pytest.approx(1.0 - 0.5 * 0.96)  # half way down to 0.04
+    assert config.epsilon(500) == config.epsilon(900) == pytest.approx(0.04)
+    assert config.per_beta(0) == 0.4
+    assert config.per_beta(1000) == 1.0
+    assert config.lr_factor(400) == 1.0
+    linear = dataclasses.replace(config, lr_schedule="linear")
+    assert linear.lr_factor(400) == pytest.approx(0.6)
+    assert linear.lr_factor(2000) == 0.0

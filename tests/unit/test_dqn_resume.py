@@ -8,11 +8,11 @@ import pytest
 import torch
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
-from rlapprox.algos.dqn import DQN, DQNConfig, _env_snapshot, _restore_env
+from rlapprox.algos.dqn import DQN, DQNConfig
+from rlapprox.app.checkpoint import load_checkpoint, save_checkpoint
 from rlapprox.approximators import MLP
 from rlapprox.approximators.heads import DuelingQ
-from rlapprox.checkpoint import load_checkpoint, save_checkpoint
-from rlapprox.envs import make_env, make_vector_env
+from rlapprox.envs import make_env, make_vector_env, restore_vector_env, snapshot_vector_env
 
 ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
 CARTPOLE = functools.partial(make_env, "CartPole-v1")  # makes an evaluation env
@@ -44,16 +44,15 @@ VARIANTS = {
 }
 
 
-def _dqn(overrides, init_seed, on_checkpoint=None, record_stats=False):
-    config = DQNConfig(**{**SMALL, **overrides})
+def _dqn(overrides, init_seed, on_checkpoint=None):
+    dueling = overrides.get("dueling", False)  # the builder's option, not DQN's
+    config = DQNConfig(**{**SMALL, **{k: v for k, v in overrides.items() if k != "dueling"}})
     torch.manual_seed(init_seed)  # fresh networks differ from the saved ones
-    if config.dueling:
+    if dueling:
         q_network = DuelingQ(MLP(4, 3, hidden_sizes=(16,)), num_actions=2)
     else:
         q_network = MLP(4, 2, hidden_sizes=(16,))
     envs = make_vector_env("CartPole-v1", config.num_envs)
-    if record_stats:
-        envs = RecordEpisodeStatistics(envs)
     return DQN(q_network, envs, CARTPOLE, ADAM, config, seed=7, on_checkpoint=on_checkpoint)
 
 
@@ -92,28 +91,6 @@ def test_resumed_run_equals_uninterrupted_run(variant, tmp_path):
     assert full["gradient_steps_done"] == phases * config.gradient_steps
 
 
-def test_checkpoint_from_before_dqn_counted_episodes_resumes_exactly():
-    # Such checkpoints held the running episodes only in the snapshot of the
-    # RecordEpisodeStatistics wrapper that make_vector_env used to add.
-    saved = {}
-
-    def save_half_way(step):
-        if step == TOTAL // 2:
-            saved["state"] = reference.state_dict()
-
-    reference = _dqn({"num_envs": 2}, 0, save_half_way, record_stats=True)
-    full = reference.run().metrics
-    old_format = saved["state"]
-    del old_format["loop"]["episodes"]
-    assert old_format["loop"]["envs"]["episode_stats"][0]["returns"].any()  # mid-episode
-
-    resumed = _dqn({"num_envs": 2}, 1, record_stats=True)
-    resumed.load_state_dict(old_format)
-    rest = resumed.run().metrics
-    assert rest["train_episodes"] == full["train_episodes"]
-    assert resumed.recent_returns == reference.recent_returns
-
-
 def test_state_dict_without_replay_resumes_from_an_empty_buffer(tmp_path):
     dqn = _dqn({"save_replay": False, "total_steps": 300}, init_seed=0)
     dqn.run()
@@ -130,13 +107,13 @@ def test_env_snapshot_restores_a_mid_episode_vector_env():
     envs.reset(seed=3)
     for _ in range(30):
         envs.step(np.array([0, 1]))
-    snapshot = _env_snapshot(envs)
+    snapshot = snapshot_vector_env(envs)
     expected = [envs.step(np.array([1, 0])) for _ in range(40)]
     assert any("episode" in info for *_, info in expected)
 
     fresh = RecordEpisodeStatistics(make_vector_env("CartPole-v1", 2))
     fresh.reset(seed=99)
-    _restore_env(fresh, snapshot)
+    restore_vector_env(fresh, snapshot)
     for want in expected:
         got = fresh.step(np.array([1, 0]))
         for a, b in zip(want[:4], got[:4], strict=True):
@@ -155,7 +132,7 @@ def test_env_snapshot_names_what_it_cannot_save():
     )
     wrapped.reset(seed=0)
     with pytest.raises(ValueError, match="_Counter"):
-        _env_snapshot(wrapped)
+        snapshot_vector_env(wrapped)
     dqn = DQN(
         MLP(4, 2, hidden_sizes=(8,)),
         wrapped,
@@ -167,6 +144,20 @@ def test_env_snapshot_names_what_it_cannot_save():
     loop = dqn.state_dict()["loop"]
     assert loop["envs"] is None
     assert "_Counter" in loop["envs_not_saved_because"]
+
+
+def test_env_snapshot_needs_the_same_envs_and_wrappers():
+    envs = RecordEpisodeStatistics(make_vector_env("CartPole-v1", 2))
+    envs.reset(seed=0)
+    snapshot = snapshot_vector_env(envs)
+    unwrapped = make_vector_env("CartPole-v1", 2)
+    unwrapped.reset(seed=0)
+    with pytest.raises(ValueError, match="RecordEpisodeStatistics"):
+        restore_vector_env(unwrapped, snapshot)
+    three = RecordEpisodeStatistics(make_vector_env("CartPole-v1", 3))
+    three.reset(seed=0)
+    with pytest.raises(ValueError, match="num_envs"):
+        restore_vector_env(three, snapshot)
 
 
 def test_load_rejects_weights_only_state():

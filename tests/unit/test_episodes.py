@@ -6,7 +6,7 @@ import pytest
 import torch
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
-from rlapprox.episodes import EpisodeTracker
+from rlapprox.envs.episodes import EpisodeTracker
 
 
 def _short_cartpole() -> gym.Env:

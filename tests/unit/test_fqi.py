@@ -1,17 +1,20 @@
 """Fitted Q iteration and the transition data sets it learns from."""
 
+import dataclasses
 import functools
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from rlapprox.algos.fqi import FittedQIteration, FQIConfig
 from rlapprox.approximators import MLP, LinearApproximator, PolynomialBasis
+from rlapprox.data.transitions import TransitionDataset, collect_random_transitions
 from rlapprox.envs import make_env
 from rlapprox.models.tabular import TabularMDP
-from rlapprox.transitions import TransitionDataset, collect_random_transitions
 
 F64 = torch.float64
 TAU = 0.02  # CartPole's Euler time step: x' = x + TAU * x_dot exactly
@@ -83,12 +86,20 @@ def test_mlp_sgd_fqi_on_random_cartpole_data_runs_and_reports_finite_metrics():
 
 def test_q_approximator_needs_one_output_per_action():
     data = _every_pair(_deterministic_mdp(4, 2, 0))
-    with pytest.raises(ValueError, match="out_dim=3"):
+    with pytest.raises(ValueError, match="out_dim=3 but the environment has 2 actions"):
         FittedQIteration(_q_table(4, 3), data, 2, FQIConfig())
     with pytest.raises(ValueError, match="least_squares"):
         FittedQIteration(MLP(4, 2), data, 2, FQIConfig(solver="least_squares"), ADAM)
     with pytest.raises(ValueError, match="optimizer"):
         FittedQIteration(MLP(4, 2), data, 2, FQIConfig())
+
+
+def test_defaults_equal_the_yaml():
+    path = Path(__file__).resolve().parents[2] / "configs" / "algo" / "fqi.yaml"
+    keys = yaml.safe_load(path.read_text())
+    for not_a_field in ("name", "dataset"):  # the app's keys: what to run, where data comes from
+        keys.pop(not_a_field)
+    assert dataclasses.asdict(FQIConfig()) == keys
 
 
 @pytest.mark.parametrize(
@@ -107,7 +118,7 @@ def test_dataset_save_load_round_trip(tmp_path):
     data = collect_random_transitions(lambda: gym.make("CartPole-v1"), 100, seed=3, num_envs=2)
     path = data.save(tmp_path / "nested" / "data.pt")
     # a plain tensors-and-strings payload: loads with weights_only
-    assert torch.load(path, weights_only=True)["format"].startswith("rlapprox.transitions")
+    assert torch.load(path, weights_only=True)["format"].startswith("rlapprox.transitions/")
     loaded = TransitionDataset.load(path)
     for name in TransitionDataset._fields:
         original, restored = getattr(data, name), getattr(loaded, name)

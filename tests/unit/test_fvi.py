@@ -1,12 +1,16 @@
 """Fitted value iteration against exact answers: tabular MDPs, LQR closed forms, MountainCar."""
 
+import dataclasses
 import functools
 import math
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from rlapprox.algos.fvi import FittedValueIteration, FVIConfig, _Backups
+from rlapprox.algos.fvi import FittedValueIteration, FVIConfig
+from rlapprox.algos.fvi_backups import LinearSampleBackups, SampleBackups, make_backups
 from rlapprox.approximators import (
     MLP,
     BoxNormalizer,
@@ -17,8 +21,8 @@ from rlapprox.approximators import (
     linear_multilinear,
     linear_poly,
 )
+from rlapprox.core.errors import DivergenceError
 from rlapprox.envs import make_env
-from rlapprox.errors import DivergenceError
 from rlapprox.features import FeatureMap
 from rlapprox.models.acrobot import AcrobotModel
 from rlapprox.models.lqr import LQRModel
@@ -26,6 +30,7 @@ from rlapprox.models.mountain_car import MountainCarModel
 from rlapprox.models.tabular import TabularMDP, TabularModel, chain, random_mdp
 
 F64 = torch.float64
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 ADAM = functools.partial(torch.optim.Adam, lr=1e-2)
 
 
@@ -227,13 +232,49 @@ def test_linear_backups_targets_same_with_sparse_and_dense_features():
         approximator = LinearApproximator(basis, 1, bias=False, normalizer=normalizer).double()
         approximator.set_theta(theta)
         fvi = FittedValueIteration(approximator, model, FVIConfig(gamma=0.99))
-        backups = _Backups.build(fvi, states)
-        rewards, next_values = fvi._lookahead(states, torch.arange(3))
+        backups = LinearSampleBackups(fvi, states)
+        rewards, next_values = fvi.lookahead(states, torch.arange(3))
         direct = (rewards + 0.99 * next_values).max(1).values
         torch.testing.assert_close(backups.targets(), direct, rtol=0, atol=1e-10)
         targets.append(backups.targets())
     assert backups.next_features[0].layout == torch.strided  # the dense run took the dense path
     torch.testing.assert_close(targets[0], targets[1], rtol=0, atol=1e-10)
+
+
+def test_linear_and_general_backups_agree_on_targets_and_fits():
+    # Fourier features with a bias, on observations: both strategies compute the same maths
+    model = MountainCarModel()
+    generator = torch.Generator().manual_seed(4)
+    states = model.sample_states(200, generator)
+    results = []
+    for solver in ("least_squares", "sgd"):
+        approximator = linear_fourier(
+            2, 1, order=3, normalizer=BoxNormalizer.from_space(model.observation_space)
+        ).double()
+        theta = torch.randn(approximator.get_theta().shape, generator=torch.Generator(), dtype=F64)
+        approximator.set_theta(theta)
+        config = FVIConfig(gamma=0.9, solver=solver, num_next_samples=1)
+        fvi = FittedValueIteration(approximator, model, config, optimizer_factory=ADAM)
+        backups = make_backups(fvi, states)
+        assert isinstance(backups, LinearSampleBackups if solver != "sgd" else SampleBackups)
+        assert (backups.num_states, backups.num_branches) == (200, 3)
+        results.append((backups.current_values(), backups.targets()))
+    (linear_values, linear_targets), (values, targets) = results
+    torch.testing.assert_close(linear_values, values, rtol=0, atol=1e-10)
+    torch.testing.assert_close(linear_targets, targets, rtol=0, atol=1e-10)
+
+
+def test_fixed_policy_backs_up_one_branch():
+    mdp = random_mdp(4, 3, torch.Generator().manual_seed(5))
+    policy = torch.tensor([2, 0, 1, 1])
+    fvi = FittedValueIteration(
+        _table(4), TabularModel(mdp), _tabular_config(4), policy=lambda s: policy[s[:, 0].long()]
+    )
+    backups = make_backups(fvi, _all_states(4))
+    assert backups.num_branches == 1
+    assert torch.equal(backups.actions[:, 0], policy)
+    # U = 0: the targets are the policy's expected rewards
+    torch.testing.assert_close(backups.targets(), mdp.rewards[torch.arange(4), policy])
 
 
 # --- a neural network, fitted by gradient steps ------------------------------------------------
@@ -323,11 +364,24 @@ def test_config_rejects_bad_values_naming_the_field(field, value):
         FVIConfig(**{field: value})
 
 
+def test_defaults_equal_the_yaml():
+    keys = yaml.safe_load((CONFIGS / "algo" / "fvi.yaml").read_text())
+    keys.pop("name")
+    defaults = dataclasses.asdict(FVIConfig())
+    assert defaults == keys
+
+
 def test_vertices_sampling_needs_a_multilinear_approximator():
     model = MountainCarModel()
     approximator = linear_fourier(2, 1, order=3).double()
     with pytest.raises(ValueError, match="multilinear"):
         FittedValueIteration(approximator, model, FVIConfig(sampling="vertices"))
+
+
+def test_vertices_sampling_needs_a_box_normalizer():
+    approximator = linear_multilinear(2, 1, points_per_dim=5).double()
+    with pytest.raises(ValueError, match=r"sampling='vertices'.*BoxNormalizer"):
+        FittedValueIteration(approximator, MountainCarModel(), FVIConfig(sampling="vertices"))
 
 
 def test_least_squares_solver_needs_a_linear_approximator():

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from rlapprox.algos.gradients import clip_grad_norm_
 from rlapprox.approximators import MLP
-from rlapprox.gradients import clip_grad_norm_
 
 
 def _with_grads(seed: int, scale: float) -> list[torch.nn.Parameter]:

@@ -8,16 +8,16 @@ import pytest
 import torch
 
 from rlapprox.approximators import BoxNormalizer, linear_fourier, linear_sine
-from rlapprox.images import (
+from rlapprox.loggers import Tags
+from rlapprox.models import make_model
+from rlapprox.viz.images import (
     StateSlice,
     chain,
     linear_weights_logger,
     network_q_of_states,
     value_image_logger,
 )
-from rlapprox.loggers import Tags
-from rlapprox.models import make_model
-from rlapprox.plots import linear_weights_figure
+from rlapprox.viz.plots import linear_weights_figure
 
 NAMES = ("x", "x_dot", "theta", "theta_dot")
 LOW = (-2.4, -3.0, -0.2, -3.5)

@@ -175,3 +175,83 @@ def test_multilinear_interpolates_at_vertices():
     with torch.no_grad():
         model.linear.weight.copy_(f(raw).unsqueeze(0))
     torch.testing.assert_close(model(raw)[:, 0], f(raw), atol=1e-12, rtol=0)
+
+
+# --- what linear algebra on the model needs: Φ, θ, the bias, the grid's vertices --------------
+
+
+def with_ones(phi: torch.Tensor) -> torch.Tensor:
+    return torch.cat([phi, torch.ones(len(phi), 1, dtype=phi.dtype)], dim=1)
+
+
+def test_feature_matrix_is_the_features_of_normalised_inputs_in_float64():
+    normalizer = BoxNormalizer(low=[-1.0, 0.0], high=[1.0, 4.0])
+    model = linear_fourier(2, 3, order=2, normalizer=normalizer)
+    x = torch.tensor([[-1.0, 0.0], [0.5, 3.0], [1.0, 4.0]])
+    phi = model.feature_matrix(x)
+    assert phi.dtype == torch.float64
+    assert phi.shape == (3, model.features.num_features)
+    assert torch.equal(phi, model.features(normalizer(x.double())))
+    kept = model.feature_matrix(x, dtype=None)
+    assert kept.dtype == torch.float32
+    assert torch.equal(kept, model.features(normalizer(x)))
+    # Φθ (+ bias) is the model's output
+    theta = torch.randn(model.get_theta().shape, generator=torch.Generator().manual_seed(0))
+    model.double().set_theta(theta.double())
+    torch.testing.assert_close(model(x.double()), with_ones(phi) @ theta.double())
+    assert model.feature_matrix(x, sparse=True).layout == torch.strided  # no sparse form
+
+
+def test_feature_matrix_is_sparse_on_request_where_the_features_offer_it():
+    normalizer = BoxNormalizer(low=[-1.0, 0.0], high=[1.0, 4.0])
+    model = linear_multilinear(2, 1, points_per_dim=5, normalizer=normalizer).double()
+    x = normalizer.low + unit_samples(20, in_dim=2) * (normalizer.high - normalizer.low)
+    sparse = model.feature_matrix(x, sparse=True)
+    dense = model.feature_matrix(x)
+    assert sparse.is_sparse
+    assert not dense.is_sparse
+    assert sparse.shape == dense.shape == (20, 25)
+    assert sparse.coalesce().values().numel() == 20 * 4  # the 2**in_dim corners of each cell
+    torch.testing.assert_close(sparse.to_dense(), dense, rtol=0, atol=1e-15)
+
+
+def test_has_bias_and_theta_layout():
+    with_bias = linear_poly(2, 3, degree=1)
+    without = linear_multilinear(2, 3, points_per_dim=3)
+    assert with_bias.has_bias
+    assert not without.has_bias
+    assert with_bias.get_theta().shape == (3 + 1, 3)  # features (1, x0, x1), then the bias
+    assert without.get_theta().shape == (9, 3)
+    theta = torch.arange(12, dtype=torch.float64).reshape(4, 3)
+    with_bias.set_theta(theta)
+    assert with_bias.linear.weight.dtype == torch.float32  # cast to the parameters' dtype
+    assert torch.equal(with_bias.linear.weight, theta[:3].T.float())
+    assert torch.equal(with_bias.linear.bias, theta[3].float())
+    round_trip = with_bias.get_theta()
+    assert round_trip.dtype == torch.float64
+    assert torch.equal(round_trip, theta)
+    round_trip[0, 0] = 99.0  # a copy: the model keeps its weights
+    assert with_bias.linear.weight[0, 0] == 0.0
+
+
+def test_input_vertices_are_where_interpolation_weights_are_values():
+    normalizer = BoxNormalizer(low=[-1.0, 0.0], high=[1.0, 4.0])
+    model = linear_multilinear(2, 1, points_per_dim=3, normalizer=normalizer).double()
+    assert model.has_vertices
+    vertices = model.input_vertices()
+    assert vertices.dtype == torch.float64
+    assert vertices.shape == (9, 2)
+    assert vertices[0].tolist() == [-1.0, 0.0]
+    assert vertices[-1].tolist() == [1.0, 4.0]
+    assert vertices[1].tolist() == [-1.0, 2.0]  # the last dimension runs fastest
+    theta = torch.arange(9, dtype=torch.float64).unsqueeze(1)
+    model.set_theta(theta)
+    torch.testing.assert_close(model(vertices), theta, rtol=0, atol=1e-12)
+
+
+def test_input_vertices_need_a_grid_and_a_box_normalizer():
+    assert not linear_fourier(2, 1, order=2).has_vertices
+    with pytest.raises(ValueError, match="no grid vertices"):
+        linear_fourier(2, 1, order=2).input_vertices()
+    with pytest.raises(ValueError, match="BoxNormalizer"):
+        linear_multilinear(2, 1, points_per_dim=3).input_vertices()

@@ -8,7 +8,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rlapprox.loggers import ProgressBar, Tags, TensorBoardLogger, read_metrics, write_metrics
-from rlapprox.plots import new_figure
+from rlapprox.viz.plots import new_figure
 
 
 def run_bar(total: int, enabled: bool = True) -> str:

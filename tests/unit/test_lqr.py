@@ -5,7 +5,8 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from rlapprox.models.lqr import LQR_ENV_ID, LQREnv, LQRModel, register_lqr_env
+from rlapprox.envs import LQREnv, register_lqr_env
+from rlapprox.models.lqr import LQR_ENV_ID, LQRModel
 
 F64 = torch.float64
 GAMMAS = [0.9, 0.99]

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlapprox.replay import PrioritizedReplayBuffer, SumTree
+from rlapprox.data.prioritized import PrioritizedReplayBuffer, SumTree
 
 ALPHA = 0.6
 

@@ -9,10 +9,10 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from rlapprox.algos.regression import fit_regression, split_train_val
+from rlapprox.app.builders import build_optimizer_factory
 from rlapprox.approximators import MLP, BoxNormalizer, linear_sine
-from rlapprox.build import build_optimizer_factory
-from rlapprox.datasets import make_regression_data
-from rlapprox.errors import DivergenceError
+from rlapprox.core.errors import DivergenceError
+from rlapprox.data.regression import make_regression_data
 from rlapprox.loggers import Tags
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlapprox.algos.td import td_target
-from rlapprox.replay import NStepAccumulator, ReplayBuffer
+from rlapprox.data.n_step import NStepAccumulator
+from rlapprox.data.replay import ReplayBuffer
 
 
 def _add(buffer, start, n):

@@ -11,7 +11,7 @@ from torch import nn
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from rlapprox.datasets import RegressionData
+    from rlapprox.data.regression import RegressionData
 
 
 def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:

@@ -10,7 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from rlapprox.errors import ConfigError
+from rlapprox.core.errors import ConfigError
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -40,8 +40,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         except ImportError:
             _fail("--video needs moviepy: pip install 'rlapprox[video]'")
 
-    from rlapprox.build import load_run, make_eval_env
-    from rlapprox.evaluation import EVAL_SEED_OFFSET, evaluate_policy
+    from rlapprox.app.builders import make_eval_env
+    from rlapprox.app.loading import load_run
+    from rlapprox.envs.evaluation import EVAL_SEED_OFFSET, evaluate_policy
 
     try:
         run = load_run(args.run_dir, device=args.device)

@@ -1,15 +1,19 @@
-"""A finished run, loaded back: its approximator, greedy policy and metrics."""
+"""``load_run``: a finished run, rebuilt from its directory through its algorithm's recipe."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
+from rlapprox.app.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from rlapprox.app.recipes import recipe_for
 from rlapprox.models.base import GenerativeModel
 
 
@@ -62,3 +66,36 @@ class LoadedRun:
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         """Greedy actions argmax_a Q(obs, a), shape ``(B,)``."""
         return self.q_values(obs).argmax(dim=1)
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
+    """Rebuild a finished run from its directory: config, approximator, policy and metrics.
+
+    The approximator is built from the saved config by the algorithm's recipe, exactly as in
+    training, and its weights are loaded from ``checkpoint.pt`` (``weights_only``).
+
+    Args:
+        run_dir: a run directory holding ``checkpoint.pt`` and ``metrics.json``.
+        device: where the approximator goes.
+
+    Raises:
+        FileNotFoundError: if the directory has no checkpoint.
+        ValueError: if the checkpoint is not one this version reads.
+        ConfigError: if the saved config names an unknown algorithm.
+    """
+    run_dir = Path(run_dir)
+    checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location=device)
+    cfg = OmegaConf.create(checkpoint["config"])
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    trained = recipe_for(cfg.algo.name).load(cfg, checkpoint["state"], torch.device(device))
+    return LoadedRun(
+        run_dir=run_dir,
+        config=checkpoint["config"],
+        approximator=trained.approximator,
+        metrics=metrics,
+        model=trained.model,
+        gamma=cfg.algo.get("gamma"),
+        _value=trained.value,
+        _q_values=trained.q_values,
+    )

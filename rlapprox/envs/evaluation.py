@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlapprox._validation import check_positive_int
+from rlapprox.core.validation import check_positive_int
 from rlapprox.loggers import ScalarLogger, Tags
 
 Policy = Callable[[torch.Tensor], torch.Tensor]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlapprox._validation import check_positive_int
+from rlapprox.core.validation import check_positive_int
 
 
 class EpisodeTracker:

@@ -7,10 +7,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from rlapprox._validation import check_positive_int
-from rlapprox.models.lqr import register_lqr_env
-
-register_lqr_env()  # so that gym.make("rlapprox/LQR-v0") works wherever envs are made
+from rlapprox.core.validation import check_positive_int
 
 
 class DiscretizeActions(gym.ActionWrapper):
@@ -110,7 +107,7 @@ def make_vector_env(
 
     Gymnasium's default autoreset mode applies: the step after an episode ends returns the
     reset observation and its transition is not a real one (callers must drop it). Episode
-    returns and lengths are counted by the algorithms (:class:`rlapprox.episodes.EpisodeTracker`),
+    returns and lengths are counted by the algorithms (:class:`rlapprox.envs.EpisodeTracker`),
     so no ``RecordEpisodeStatistics`` wrapper adds its cost to every step; wrap the result in
     it for ``info["episode"]``.
     """

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
-FORMAT_VERSION = 1
+#: 2: DQN states always hold the episode tracker (format 1 files are refused, not converted)
+FORMAT_VERSION = 2
 
 
 def save_checkpoint(
@@ -68,6 +69,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises KeyError, UnpicklingError, RuntimeError, ...
         raise ValueError(f"{path} is not an rlapprox checkpoint: {err}") from None
-    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+    if not isinstance(payload, dict) or "format_version" not in payload:
         raise ValueError(f"{path} is not an rlapprox checkpoint (format {FORMAT_VERSION})")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has checkpoint format {payload['format_version']}, written by rlapprox "
+            f"{payload.get('rlapprox_version', '?')}; this version reads format {FORMAT_VERSION}: "
+            "train the run again"
+        )
     return payload

@@ -18,7 +18,7 @@ from torch import nn
 
 from rlapprox.approximators.linear import LinearApproximator
 from rlapprox.loggers import ScalarLogger, Tags
-from rlapprox.plots import linear_weights_figure, value_heatmap
+from rlapprox.viz.plots import linear_weights_figure, value_heatmap
 
 StepCallback = Callable[[int], None]
 """Called with the iteration or env step at which images are due."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from rlapprox.build import RunContext, build_hparams, config_dir, run
-from rlapprox.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from rlapprox.errors import ConfigError, DivergenceError
+from rlapprox.app.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from rlapprox.app.context import RunContext
+from rlapprox.app.runner import run
+from rlapprox.core.errors import ConfigError, DivergenceError
 from rlapprox.loggers import NullLogger, Tags, TensorBoardLogger, write_metrics
 
 
@@ -77,6 +79,37 @@ def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None =
         f"rlapprox: done in {metrics['wall_time_s']:.1f} s; metrics in {run_dir / 'metrics.json'}"
     )
     return metrics
+
+
+def config_dir() -> Path:
+    """The directory of the bundled Hydra configs (inside the wheel, or the source tree's)."""
+    package = Path(__file__).resolve().parents[1]  # rlapprox/
+    packaged = package / "configs"
+    if (packaged / "train.yaml").is_file():
+        return packaged
+    return package.parent / "configs"
+
+
+def build_hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, Any]:
+    """Flat hyperparameters of a run for TensorBoard's HParams tab."""
+    flat: dict[str, Any] = {"seed": cfg.seed}
+    flat.update({group: choice for group, choice in choices.items() if choice})
+    for group in ("algo", "approximator", "optimizer"):
+        container = OmegaConf.to_container(cfg[group], resolve=True)
+        for key, value in _flatten(container, prefix=group):
+            if not key.endswith("_target_") and not key.endswith("_partial_"):
+                flat[key] = value
+    return flat
+
+
+def _flatten(node: Any, prefix: str) -> Iterable[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _flatten(value, f"{prefix}.{key}")
+    elif isinstance(node, list):
+        yield prefix, str(node)
+    elif node is not None:
+        yield prefix, node
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlapprox._validation import check_choice, check_positive_int, check_range
+from rlapprox.core.validation import check_choice, check_positive_int, check_range
 
 TargetFunction = Callable[[torch.Tensor], torch.Tensor]
 

@@ -1,0 +1,184 @@
+"""Image hooks that read the config: value images over a state slice, linear weights, fits.
+
+The pictures themselves are drawn by :mod:`rlapprox.viz`; this module picks the slice from
+``env.slice_dims``/``env.slice_at`` and the axis names from the env's model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from torch import nn
+
+from rlapprox.algos import FittedValueIteration
+from rlapprox.app.builders import build_model
+from rlapprox.approximators import BoxNormalizer
+from rlapprox.core.errors import ConfigError
+from rlapprox.data import RegressionData
+from rlapprox.loggers import NullLogger, ScalarLogger, Tags
+from rlapprox.models.base import GenerativeModel
+from rlapprox.models.registry import MODELS, make_model
+from rlapprox.viz import (
+    StateSlice,
+    StepCallback,
+    chain,
+    linear_weights_logger,
+    network_q_of_states,
+    regression_figure,
+    value_image_logger,
+)
+
+
+def image_slice(cfg: DictConfig, names: Iterable[str], low: Any, high: Any) -> StateSlice | None:
+    """The plane value images are drawn on: ``env.slice_dims`` through ``env.slice_at``.
+
+    ``None`` for fewer than two state variables or unbounded ones.
+
+    Raises:
+        ConfigError: if ``env.slice_dims`` or ``env.slice_at`` do not fit the state.
+    """
+    names = tuple(names)
+    low, high = (
+        torch.as_tensor(low, dtype=torch.float64),
+        torch.as_tensor(high, dtype=torch.float64),
+    )
+    if len(names) < 2 or not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
+        return None
+    dims, at = cfg.env.get("slice_dims"), cfg.env.get("slice_at")
+    dims = OmegaConf.to_container(dims) if isinstance(dims, DictConfig | ListConfig) else dims
+    at = OmegaConf.to_container(at) if isinstance(at, DictConfig | ListConfig) else at
+    try:
+        return StateSlice.through(names, low, high, dims=dims, at=at)
+    except ValueError as err:
+        raise ConfigError(f"env.slice_dims/slice_at: {err}") from err
+
+
+def value_images(
+    cfg: DictConfig, fvi: FittedValueIteration, model: GenerativeModel, logger: ScalarLogger
+) -> StepCallback | None:
+    """FVI's images: U(s) and the greedy action over a state slice, and linear weights."""
+    if isinstance(logger, NullLogger):  # nothing would record them
+        return None
+    state_slice = image_slice(cfg, model.state_names, model.state_low, model.state_high)
+    subject = f"on {model.env_id}"
+    values = None
+    if state_slice is not None:
+        values = value_image_logger(
+            state_slice,
+            logger,
+            value=fvi.value_of_states,
+            q_values=lambda states: fvi.q_values(model.observe(states)),
+            subject=subject,
+            step_name="iteration",
+        )
+    inputs_are_states = fvi.config.value_inputs == "states"
+    input_names = (
+        model.state_names
+        if inputs_are_states
+        else observation_names(model.env_id, model.observation_space)
+    )
+    weights = linear_weights_logger(
+        fvi.approximator,
+        logger,
+        input_names=input_names,
+        output_names=["U(s)"],
+        subject=subject,
+        step_name="iteration",
+    )
+    return chain(values, weights)
+
+
+def q_images(
+    cfg: DictConfig,
+    q_network: nn.Module,
+    space: gym.spaces.Space,
+    logger: ScalarLogger,
+    device: torch.device,
+    step_name: str,
+) -> StepCallback | None:
+    """Images of a Q-network: max_a Q and the greedy action over a state slice, linear weights.
+
+    Envs with a generative model are drawn over the model's state box (what the network sees
+    is ``model.observe(states)``: cos/sin of Acrobot's angles, say); others over the
+    observation box with ``env.obs_bounds``.
+    """
+    if isinstance(logger, NullLogger):  # nothing would record them
+        return None
+    state_slice, observe = _q_slice(cfg, space)
+    names = observation_names(cfg.env.id, space)
+    subject = f"on {cfg.env.id}"
+    values = None
+    if state_slice is not None:
+        values = value_image_logger(
+            state_slice,
+            logger,
+            q_values=network_q_of_states(q_network, observe, device),
+            subject=subject,
+            step_name=step_name,
+        )
+    num_actions = getattr(q_network, "out_dim", 0)
+    weights = linear_weights_logger(
+        q_network,
+        logger,
+        input_names=names,
+        output_names=[f"action {a}" for a in range(num_actions)],
+        subject=subject,
+        step_name=step_name,
+    )
+    return chain(values, weights)
+
+
+def _q_slice(
+    cfg: DictConfig, space: gym.spaces.Space
+) -> tuple[StateSlice | None, Callable[[torch.Tensor], torch.Tensor]]:
+    """The state slice of a Q-network's images and how states become its inputs."""
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        return None, lambda states: states
+    if cfg.env.id in MODELS:
+        model = build_model(cfg)
+        if model.observation_space.shape == space.shape:
+            state_slice = image_slice(cfg, model.state_names, model.state_low, model.state_high)
+            return state_slice, model.observe
+    try:
+        box = BoxNormalizer.from_space(space, cfg.env.get("obs_bounds"))
+    except ValueError:  # unbounded observations and no env.obs_bounds: nowhere to draw
+        return None, lambda states: states
+    names = observation_names(cfg.env.id, space)
+    return image_slice(cfg, names, box.low, box.high), lambda states: states
+
+
+def observation_names(env_id: str, space: gym.spaces.Space) -> tuple[str, ...]:
+    """Axis labels: the model's state names where observations are the state, else obs[i]."""
+    dim = int(np.prod(space.shape)) if space.shape else 0
+    if env_id in MODELS:
+        names = make_model(env_id).state_names
+        if len(names) == dim:
+            return tuple(names)
+    return tuple(f"obs[{i}]" for i in range(dim))
+
+
+def regression_images(
+    approximator: nn.Module,
+    data: RegressionData,
+    val_index: torch.Tensor,
+    val_mse: float,
+    num_steps: int,
+    logger: ScalarLogger,
+    approximator_name: str,
+) -> None:
+    """The fitted curve (or surface) against the data, and the linear weights plot."""
+    if isinstance(logger, NullLogger):  # nothing would record the images
+        return
+    title = f"{approximator_name} on {data.name}: val MSE {val_mse:.4g}"
+    figure = regression_figure(approximator, data, val_index, title=title)
+    logger.figure(Tags.FIGURE_FIT, figure, num_steps)
+    log_weights = linear_weights_logger(
+        approximator, logger, output_names=["y"], subject=f"on {data.name}", step_name="step"
+    )
+    if log_weights is not None:
+        log_weights(num_steps)

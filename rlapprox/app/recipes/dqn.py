@@ -1,0 +1,74 @@
+"""Recipe: deep Q-learning from real episodes (``algo=dqn``); the one recipe that resumes."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from rlapprox.algos import DQN, DQNConfig
+from rlapprox.app.builders import (
+    build_algo_config,
+    build_checked_optimizer_factory,
+    build_device,
+    build_env,
+    build_q_network,
+)
+from rlapprox.app.context import RunContext, RunOutcome
+from rlapprox.app.image_hooks import q_images
+from rlapprox.app.recipes.base import Recipe, q_network_loader
+from rlapprox.core.seeding import seed_everything
+from rlapprox.envs import make_vector_env
+
+#: keys of configs/algo/dqn.yaml that the recipe reads (dueling: the Q-network's head)
+BUILDER_KEYS = ("name", "dueling")
+
+
+def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
+    """Build the vector envs, the Q-network and DQN, resume if asked, and run."""
+    config: DQNConfig = build_algo_config(cfg, DQNConfig, BUILDER_KEYS)
+    device = build_device(cfg)
+    seed_everything(cfg.seed)
+    build_env(cfg).close()  # fail now on a bad env config
+    envs = make_vector_env(
+        cfg.env.id, config.num_envs, cfg.env.get("discrete_actions"), cfg.env.get("system")
+    )
+    try:
+        q_network = build_q_network(
+            cfg, envs.single_observation_space, envs.single_action_space, "DQN"
+        )
+    except Exception:
+        envs.close()
+        raise
+    q_network = q_network.to(device)
+    dqn = DQN(
+        q_network,
+        envs,
+        lambda: build_env(cfg),
+        build_checked_optimizer_factory(cfg, q_network),
+        config,
+        seed=cfg.seed,
+        device=device,
+        logger=context.logger,
+        on_checkpoint=lambda step: context.save_checkpoint(cfg, dqn.state_dict(), step),
+        progress=cfg.logger.progress,
+    )
+    space = envs.single_observation_space
+    dqn.on_evaluate = q_images(cfg, dqn.q_network, space, context.logger, device, "env step")
+    if context.resume_state is not None:
+        dqn.load_state_dict(context.resume_state)
+        print(f"rlapprox: resuming at env step {dqn.step} of {config.total_steps}", flush=True)
+    try:
+        result = dqn.run()
+    finally:
+        envs.close()
+    metrics = {"env": cfg.env.id, **result.metrics}
+    return RunOutcome(metrics=metrics, state=dqn.state_dict(), step=result.metrics["env_steps"])
+
+
+RECIPE = Recipe(
+    name="dqn",
+    settings=DQNConfig,
+    builder_keys=BUILDER_KEYS,
+    train=train,
+    load=q_network_loader("DQN"),
+    resumable=True,
+)

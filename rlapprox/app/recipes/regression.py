@@ -1,0 +1,107 @@
+"""Recipe: supervised regression y ≈ f_θ(x) on a data set (``algo=regression``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from rlapprox.algos import RegressionConfig, fit_regression
+from rlapprox.app.builders import (
+    as_input,
+    build_algo_config,
+    build_approximator,
+    build_checked_optimizer_factory,
+    build_device,
+)
+from rlapprox.app.context import RunContext, RunOutcome
+from rlapprox.app.image_hooks import regression_images
+from rlapprox.app.recipes.base import Recipe, Trained, load_weights
+from rlapprox.approximators import BoxNormalizer
+from rlapprox.core.errors import ConfigError
+from rlapprox.core.seeding import seed_everything
+from rlapprox.data import make_regression_data
+
+BUILDER_KEYS = ("name", "dataset")
+
+
+def regression_approximator(cfg: DictConfig, normalizer: BoxNormalizer) -> nn.Module:
+    """The approximator of a regression run: one output, inputs scaled by ``normalizer``."""
+    return build_approximator(cfg.approximator, out_dim=1, normalizer=normalizer)
+
+
+def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
+    """Make the data set, build the approximator and fit it (by SGD or least squares)."""
+    config: RegressionConfig = build_algo_config(cfg, RegressionConfig, BUILDER_KEYS)
+    dataset = cfg.algo.dataset
+    device = build_device(cfg)
+    seed_everything(cfg.seed)
+    try:
+        data = make_regression_data(
+            name=dataset.name,
+            num_samples=dataset.num_samples,
+            in_dim=dataset.in_dim,
+            noise_std=dataset.noise_std,
+            path=dataset.path,
+            seed=cfg.seed,
+        )
+    except ValueError as err:
+        raise ConfigError(f"algo: {err}") from err
+    approximator = regression_approximator(cfg, BoxNormalizer(data.low, data.high)).to(device)
+    factory = None
+    if config.solver == "sgd":
+        factory = build_checked_optimizer_factory(cfg, approximator)
+    try:
+        result = fit_regression(
+            approximator,
+            data.x.to(device),
+            data.y.to(device),
+            config,
+            optimizer_factory=factory,
+            seed=cfg.seed,
+            logger=context.logger,
+            progress=cfg.logger.progress,
+        )
+    except ValueError as err:
+        raise ConfigError(f"algo: {err}") from err
+    regression_images(
+        approximator,
+        data,
+        result.val_index,
+        result.val_mse,
+        result.num_steps,
+        context.logger,
+        context.choices.get("approximator", ""),
+    )
+    metrics = {
+        "env": f"dataset:{data.name}",
+        "env_steps": 0,
+        "dataset": data.name,
+        "solver": config.solver,
+        **result.metrics,
+    }
+    return RunOutcome(
+        metrics=metrics, state={"approximator": approximator.state_dict()}, step=result.num_steps
+    )
+
+
+def load(cfg: DictConfig, state: Mapping[str, Any], device: torch.device) -> Trained:
+    """The fitted approximator; its input bounds come back with its weights."""
+    weights = state["approximator"]
+    in_dim = weights["normalizer.low"].numel() if "normalizer.low" in weights else None
+    in_dim = in_dim or cfg.algo.dataset.in_dim  # a CSV's width comes from the file
+    placeholder = BoxNormalizer([0.0] * in_dim, [1.0] * in_dim)  # bounds come from the state
+    approximator = load_weights(regression_approximator(cfg, placeholder), state, device)
+
+    def value(x: torch.Tensor) -> torch.Tensor:
+        return approximator(as_input(x, approximator, device)).squeeze(-1)
+
+    return Trained(approximator=approximator, value=value)
+
+
+RECIPE = Recipe(
+    name="regression", settings=RegressionConfig, builder_keys=BUILDER_KEYS, train=train, load=load
+)

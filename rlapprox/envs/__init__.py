@@ -1,0 +1,35 @@
+"""Gymnasium environments as the algorithms use them.
+
+``make_env``/``make_vector_env`` with their wrappers, episode counting, greedy evaluation,
+vector-env snapshots for an exact resume, and :class:`LQREnv` (registered as
+``"rlapprox/LQR-v0"`` on import).
+"""
+
+from rlapprox.envs.episodes import EpisodeTracker
+from rlapprox.envs.evaluation import (
+    EVAL_SEED_OFFSET,
+    evaluate_policy,
+    log_returns,
+    return_metrics,
+)
+from rlapprox.envs.lqr import LQREnv, register_lqr_env
+from rlapprox.envs.make import ChannelsFirstFrames, DiscretizeActions, make_env, make_vector_env
+from rlapprox.envs.snapshot import restore_vector_env, snapshot_vector_env
+
+register_lqr_env()  # so that gym.make("rlapprox/LQR-v0") works wherever envs are made
+
+__all__ = [
+    "EVAL_SEED_OFFSET",
+    "ChannelsFirstFrames",
+    "DiscretizeActions",
+    "EpisodeTracker",
+    "LQREnv",
+    "evaluate_policy",
+    "log_returns",
+    "make_env",
+    "make_vector_env",
+    "register_lqr_env",
+    "restore_vector_env",
+    "return_metrics",
+    "snapshot_vector_env",
+]

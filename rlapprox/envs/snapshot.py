@@ -1,0 +1,145 @@
+"""Snapshots of a vector of classic-control envs, for an exact resume of a training run.
+
+Gymnasium envs cannot be snapshotted in general; the classic-control ones keep all their state
+in ``unwrapped.state`` (plus CartPole's ``steps_beyond_terminated``), their ``np_random``
+generator and ``TimeLimit``'s step count. :func:`snapshot_vector_env` saves those as tensors and
+plain Python values (loadable with ``torch.load(..., weights_only=True)``);
+:func:`restore_vector_env` puts them back into a freshly made vector env.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+# Sub-env wrappers that hold no state of their own.
+_STATELESS_WRAPPERS = (OrderEnforcing, PassiveEnvChecker, gym.ActionWrapper)
+
+
+def snapshot_vector_env(envs: gym.vector.VectorEnv) -> dict[str, Any]:
+    """The state of a vector of classic-control envs, as tensors and plain Python values.
+
+    Covers a ``SyncVectorEnv`` (optionally inside ``RecordEpisodeStatistics``) whose sub-envs
+    keep all their state in ``unwrapped.state`` (plus ``steps_beyond_terminated`` for
+    CartPole), their ``np_random`` generator and ``TimeLimit``'s elapsed steps, wrapped only by
+    ``TimeLimit``, ``OrderEnforcing``, ``PassiveEnvChecker`` or action wrappers: the
+    classic-control envs as :func:`rlapprox.envs.make_vector_env` makes them. Also saves the
+    vector env's autoreset mask and the episode-statistics accumulators.
+
+    Args:
+        envs: the vector env, reset at least once.
+
+    Returns:
+        ``autoreset`` (a bool tensor ``(num_envs,)``), ``sub_envs`` (one dict per sub-env) and
+        ``episode_stats`` (one dict per ``RecordEpisodeStatistics`` wrapper).
+
+    Raises:
+        ValueError: for any other env, naming the part that cannot be saved.
+    """
+    vector, stats = _vector_layers(envs)
+    return {
+        "autoreset": torch.from_numpy(vector._autoreset_envs.copy()),
+        "sub_envs": [_sub_env_snapshot(env) for env in vector.envs],
+        "episode_stats": [
+            {
+                "returns": torch.from_numpy(wrapper.episode_returns.copy()),
+                "lengths": torch.from_numpy(wrapper.episode_lengths.copy()),
+                "prev_dones": torch.from_numpy(wrapper.prev_dones.copy()),
+                "count": int(wrapper.episode_count),
+            }
+            for wrapper in stats
+        ],
+    }
+
+
+def restore_vector_env(envs: gym.vector.VectorEnv, snapshot: Mapping[str, Any]) -> None:
+    """Put a vector env, already reset, back into the state :func:`snapshot_vector_env` saved.
+
+    Args:
+        envs: a vector env made as the saved one was (same id, number of copies, wrappers).
+        snapshot: what :func:`snapshot_vector_env` returned.
+
+    Raises:
+        ValueError: for an env :func:`snapshot_vector_env` does not cover, or another number
+            of sub-envs or of episode-statistics wrappers than saved.
+    """
+    vector, stats = _vector_layers(envs)
+    if len(snapshot["sub_envs"]) != vector.num_envs:
+        raise ValueError(
+            f"num_envs: the checkpoint has {len(snapshot['sub_envs'])} envs, this run "
+            f"{vector.num_envs}"
+        )
+    if len(snapshot["episode_stats"]) != len(stats):
+        raise ValueError(
+            f"the checkpoint's vector env has {len(snapshot['episode_stats'])} "
+            f"RecordEpisodeStatistics wrappers, this run's {len(stats)}"
+        )
+    for env, saved in zip(vector.envs, snapshot["sub_envs"], strict=True):
+        base, time_limit = _sub_env_layers(env)
+        base.state = saved["state"].numpy().copy()
+        base.np_random.bit_generator.state = saved["np_random"]
+        if hasattr(base, "steps_beyond_terminated"):
+            base.steps_beyond_terminated = saved["steps_beyond_terminated"]
+        if time_limit is not None:
+            time_limit._elapsed_steps = saved["elapsed_steps"]
+    vector._autoreset_envs = snapshot["autoreset"].numpy().copy()
+    for wrapper, saved in zip(stats, snapshot["episode_stats"], strict=True):
+        wrapper.episode_returns = saved["returns"].numpy().copy()
+        wrapper.episode_lengths = saved["lengths"].numpy().copy()
+        wrapper.prev_dones = saved["prev_dones"].numpy().copy()
+        wrapper.episode_count = saved["count"]
+
+
+def _vector_layers(
+    envs: gym.vector.VectorEnv,
+) -> tuple[gym.vector.SyncVectorEnv, list[RecordEpisodeStatistics]]:
+    """The ``SyncVectorEnv`` inside ``envs`` and the episode-statistics wrappers around it."""
+    stats, layer = [], envs
+    while isinstance(layer, gym.vector.VectorWrapper):
+        if not isinstance(layer, RecordEpisodeStatistics):
+            raise ValueError(
+                f"cannot snapshot the vector wrapper {type(layer).__name__} for an exact resume"
+            )
+        stats.append(layer)
+        layer = layer.env
+    if not isinstance(layer, gym.vector.SyncVectorEnv):
+        raise ValueError(
+            f"cannot snapshot a {type(layer).__name__} for an exact resume; use SyncVectorEnv"
+        )
+    return layer, stats
+
+
+def _sub_env_layers(env: gym.Env) -> tuple[gym.Env, TimeLimit | None]:
+    """The unwrapped env and its ``TimeLimit``; raises ValueError for what cannot be saved."""
+    time_limit, layer = None, env
+    while isinstance(layer, gym.Wrapper):
+        if isinstance(layer, TimeLimit):
+            time_limit = layer
+        elif not isinstance(layer, _STATELESS_WRAPPERS):
+            raise ValueError(
+                f"cannot snapshot the wrapper {type(layer).__name__} for an exact resume"
+            )
+        layer = layer.env
+    if getattr(layer, "state", None) is None:
+        raise ValueError(
+            f"cannot snapshot {type(layer).__name__} for an exact resume: only envs whose whole "
+            "state is `unwrapped.state` (the classic-control ones) are covered"
+        )
+    return layer, time_limit
+
+
+def _sub_env_snapshot(env: gym.Env) -> dict[str, Any]:
+    """One sub-env's state, elapsed steps and generator state."""
+    base, time_limit = _sub_env_layers(env)
+    return {
+        "state": torch.from_numpy(np.array(base.state)),
+        "np_random": base.np_random.bit_generator.state,
+        "steps_beyond_terminated": getattr(base, "steps_beyond_terminated", None),
+        "elapsed_steps": None if time_limit is None else time_limit._elapsed_steps,
+    }
