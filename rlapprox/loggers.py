@@ -78,18 +78,28 @@ class NullLogger:
 class TensorBoardLogger:
     """Writes scalars, histograms, figures, config text and hparams into one event file.
 
+    The event file (and its directory) is created on the first record, so a run refused
+    before it logs anything leaves no file behind.
+
     Args:
         log_dir: directory for the event file (the run directory).
         histogram_every: steps between parameter/gradient histograms; 0 disables them.
     """
 
     def __init__(self, log_dir: str | Path, histogram_every: int = 0) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
         self.log_dir = Path(log_dir)
         self.histogram_every = histogram_every
         self._last_histogram_step: int | None = None
-        self.writer = SummaryWriter(log_dir=str(self.log_dir))
+        self._writer: Any = None
+
+    @property
+    def writer(self) -> Any:
+        """The ``SummaryWriter``, opened on first use."""
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.log_dir))
+        return self._writer
 
     def scalar(self, tag: str, value: float | torch.Tensor, step: int) -> None:
         """Record one scalar at ``step``."""
@@ -134,8 +144,9 @@ class TensorBoardLogger:
             self.writer.add_scalar(key, value)
 
     def close(self) -> None:
-        """Flush and close the event file."""
-        self.writer.close()
+        """Flush and close the event file (if one was opened)."""
+        if self._writer is not None:
+            self._writer.close()
 
 
 class ProgressBar:

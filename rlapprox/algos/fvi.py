@@ -7,6 +7,18 @@ always converge). Each iteration:
           U_{k+1} = \arg\min_U \sum_i (U(s_i) - y_i)^2
 
 (with ``action_repeat=k``, r sums k discounted rewards and the discount of a backup is γ^k).
+
+What the values may reach: with every |E[r]| of a backup at most R and weights summing to 1,
+|y| ≤ R + γ max|U| and value iteration's fixed point satisfies |U*| ≤ R / (1 - γ). Held for k
+steps, a backup's reward is bounded by R_k = Σ_{t<k} γ^t R = R (1 - γ^k) / (1 - γ) and its
+discount is γ^k, so R_k / (1 - γ^k) = R / (1 - γ): the same bound, which FVI computes from the
+backups themselves (R of the backups, their discount). Where γ < 1, a run stops with
+:class:`~rlapprox.core.errors.DivergenceError` once max |y| exceeds ``VALUE_BOUND_MARGIN`` (10)
+times R / (1 - γ) plus the initial approximator's size on the sample states: an averager
+never gets there, so the likely causes are a least-squares or gradient fit diverging, or a
+model whose weights do not sum to 1. The first backup of every sample set also checks the
+model's outcomes (:func:`~rlapprox.algos.fvi_backups.checked_outcomes`).
+
 The settings are :class:`~rlapprox.algos.fvi_config.FVIConfig`; the sample states come from
 :mod:`rlapprox.algos.fvi_sampling`, the backups and fits on them from
 :mod:`rlapprox.algos.fvi_backups`, the Bellman maths from :mod:`rlapprox.algos.td`.
@@ -24,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlapprox.algos.fvi_backups import make_backups
+from rlapprox.algos.fvi_backups import Backups, checked_outcomes, make_backups
 from rlapprox.algos.fvi_config import FVIConfig
 from rlapprox.algos.fvi_sampling import draw_states, vertex_states
 from rlapprox.algos.td import bellman_backup, expected_outcomes
@@ -44,7 +56,10 @@ from rlapprox.models.base import GenerativeModel
 
 StatePolicy = Callable[[torch.Tensor], torch.Tensor]
 
-__all__ = ["FVIConfig", "FVIResult", "FittedValueIteration", "StatePolicy"]
+#: a run stops once max |target| exceeds this many times R / (1 - γ) (+ U's initial size)
+VALUE_BOUND_MARGIN = 10.0
+
+__all__ = ["VALUE_BOUND_MARGIN", "FVIConfig", "FVIResult", "FittedValueIteration", "StatePolicy"]
 
 
 @dataclass
@@ -206,6 +221,8 @@ class FittedValueIteration:
         states: torch.Tensor,
         actions: torch.Tensor,
         successor_value: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        *,
+        validate: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """E[r] and E[(1 - d) V(s')] of one backup through the model (k steps with a repeat k).
 
@@ -213,6 +230,8 @@ class FittedValueIteration:
             states: ``(B, state_dim)``.
             actions: ``(A,)`` (the same for every state) or ``(B, A)`` long.
             successor_value: V, states ``(M, state_dim)`` → values ``(M,)``; U by default.
+            validate: check the model's outcomes first
+                (:func:`~rlapprox.algos.fvi_backups.checked_outcomes`, one host sync).
 
         Returns:
             ``(r̄, v̄)``, both ``(B, A)`` float64; ``bellman_backup(r̄, v̄, self.discount)``
@@ -221,12 +240,12 @@ class FittedValueIteration:
         successor_value = successor_value or self.value_of_states
         actions = actions.expand(len(states), -1) if actions.ndim == 1 else actions
         num_branches = actions.shape[1]
+        pair_states = states.repeat_interleave(num_branches, dim=0)
         outcomes = self.backup_model.outcomes(
-            states.repeat_interleave(num_branches, dim=0),
-            actions.reshape(-1),
-            self.config.num_next_samples,
-            self.generator,
+            pair_states, actions.reshape(-1), self.config.num_next_samples, self.generator
         )
+        if validate:
+            checked_outcomes(outcomes, self.backup_model, pair_states)
         next_values = successor_value(outcomes.next_states)
         rewards, next_values = expected_outcomes(
             outcomes.weights, outcomes.rewards, next_values, outcomes.terminated
@@ -249,6 +268,7 @@ class FittedValueIteration:
         backups = make_backups(self, self._sample_states())
         iteration, converged = 0, False
         residual = change = torch.tensor(float("nan"))
+        reward_bound = initial_size = None
         for iteration in range(1, cfg.num_iterations + 1):
             if cfg.resample and iteration > 1:
                 backups = make_backups(self, self._sample_states())
@@ -259,6 +279,16 @@ class FittedValueIteration:
             # fit: U ← argmin Σ (U(s) - y)²
             backups.fit(targets)
             change = (backups.current_values() - current).abs().max()
+            # the values must stay within what the rewards allow: |U| ≤ R / (1 - γ)
+            if initial_size is None:
+                initial_size = current.abs().max()
+            reward_bound = _running_max(reward_bound, backups.reward_bound())
+            limit = self._value_limit(reward_bound, initial_size)
+            change_value, peak, limit_value = (  # the iteration's one host sync
+                torch.stack([change, targets.abs().max(), limit]).tolist()
+            )
+            if not peak <= limit_value:
+                raise self._divergence(iteration, peak, reward_bound, initial_size, backups)
 
             if iteration % cfg.log_every == 0:
                 self._log_iteration(iteration, residual, change, targets, history)
@@ -267,7 +297,7 @@ class FittedValueIteration:
                 self.value_image(iteration)
             if cfg.eval_every and iteration % cfg.eval_every == 0 and self.eval_env_fn is not None:
                 log_returns(self.logger, self.evaluate_returns(), iteration)
-            if float(change) < cfg.tolerance:
+            if change_value < cfg.tolerance:
                 converged = True
                 break
         bar.close()
@@ -329,6 +359,45 @@ class FittedValueIteration:
         except ValueError as err:  # name the setting that asked for vertices
             raise ValueError(f"sampling='vertices': {err}") from None
 
+    def _value_limit(self, reward_bound: torch.Tensor, initial_size: torch.Tensor) -> torch.Tensor:
+        """The largest |target| a run may reach: margin · (R / (1 - γ) + max |U_0|), 0-d."""
+        if self.discount >= 1:  # no bound without discounting
+            return torch.full_like(reward_bound, math.inf)
+        return VALUE_BOUND_MARGIN * (reward_bound / (1 - self.discount) + initial_size)
+
+    def _divergence(
+        self,
+        iteration: int,
+        peak: float,
+        reward_bound: torch.Tensor,
+        initial_size: torch.Tensor,
+        backups: Backups,
+    ) -> DivergenceError:
+        """The error for targets that are not finite or beyond :meth:`_value_limit`."""
+        if not math.isfinite(peak):
+            return DivergenceError(
+                f"fitted value iteration diverged at iteration {iteration} (max |target| "
+                f"{peak}); a least-squares fit is no max-norm non-expansion: try an averager "
+                "(linear_multilinear with sampling=vertices, or normalised RBFs), a smaller "
+                "gamma or ridge > 0"
+            )
+        reward, initial = float(reward_bound), float(initial_size)
+        bound = reward / (1 - self.discount)
+        held = self.config.action_repeat
+        per_backup = f" (of {held} held steps, discount gamma**{held})" if held > 1 else ""
+        return DivergenceError(
+            f"fitted value iteration diverged at iteration {iteration}: max |target| {peak:.4g} "
+            f"on {backups.num_states} sample states exceeds {VALUE_BOUND_MARGIN:g}x "
+            f"(R / (1 - discount) + max |U_0|) = {VALUE_BOUND_MARGIN:g}x ({reward:.4g} / "
+            f"(1 - {self.discount:.6g}) + {initial:.3g}) = "
+            f"{VALUE_BOUND_MARGIN * (bound + initial):.4g}; R is the largest |expected reward| "
+            f"of a backup{per_backup}, and R / (1 - discount) = {bound:.4g} bounds every value. "
+            "Likely causes: a fit that is no averager diverging (a least-squares fit is no "
+            "max-norm non-expansion: try an averager, linear_multilinear with sampling=vertices "
+            "or normalised RBFs, a smaller gamma or ridge > 0), or a model whose outcome "
+            "weights do not sum to 1 (check it with rlapprox.testing.check_model)"
+        )
+
     def _log_iteration(
         self,
         iteration: int,
@@ -352,3 +421,8 @@ class FittedValueIteration:
         history["iteration"].append(float(iteration))
         history["bellman_residual"].append(residual_max)
         history["value_change"].append(float(change))
+
+
+def _running_max(so_far: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
+    """The elementwise maximum of ``so_far`` and ``value`` (``value`` at the start); no sync."""
+    return value if so_far is None else torch.maximum(so_far, value)

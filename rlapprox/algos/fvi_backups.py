@@ -14,6 +14,11 @@ Two strategies with one interface (:class:`Backups`):
 
   with γ the discount of one backup (γ^k when actions are held k model steps); sparse
   products for multilinear interpolation, and no solve at all at a grid's own vertices.
+
+Both check the model's outcomes the first time they compute them for their sample set
+(:func:`checked_outcomes`: shapes, finite values, weights nonnegative and summing to 1), and
+both report R, the largest |expected reward| of their backups (:meth:`Backups.reward_bound`),
+which bounds the values FVI may reach (see :mod:`rlapprox.algos.fvi`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from rlapprox.approximators.linear import (
     least_squares_operator,
     with_bias_column,
 )
+from rlapprox.models.action_repeat import ActionRepeat
+from rlapprox.models.base import GenerativeModel
+from rlapprox.models.outcomes import Outcomes, check_outcomes
 
 if TYPE_CHECKING:
     from rlapprox.algos.fvi import FittedValueIteration
@@ -52,6 +60,41 @@ class Backups(Protocol):
     def fit(self, targets: torch.Tensor) -> None:
         """Regress U on the targets ``(N,)``: U ← argmin Σ_i (U(s_i) - y_i)²."""
         ...
+
+    def reward_bound(self) -> torch.Tensor:
+        """R = max |E[r]| over the backups computed so far, a 0-d float64 tensor (no sync)."""
+        ...
+
+
+def _model_name(model: GenerativeModel) -> str:
+    if isinstance(model, ActionRepeat):
+        return f"ActionRepeat({_model_name(model.model)}, repeat={model.repeat})"
+    return type(model).__name__
+
+
+def checked_outcomes(outcomes: Outcomes, model: GenerativeModel, states: torch.Tensor) -> Outcomes:
+    """``outcomes`` of ``model`` for ``states`` (one pair per row), checked; only reads them.
+
+    The checks of :func:`~rlapprox.models.base.check_outcomes` (one host sync), so that a
+    broken model stops FVI at its first backup with a message naming the field, not
+    iterations later with values of 1e14 or a shape mismatch deep in the maths.
+
+    Args:
+        outcomes: what ``model.outcomes`` returned for ``states``.
+        model: the model stepped (named in the message).
+        states: ``(B, state_dim)``, one row per (state, action) pair asked about.
+
+    Raises:
+        ValueError: naming the model and the field.
+    """
+    try:
+        check_outcomes(outcomes, len(states), model.state_dim, device=states.device)
+    except ValueError as error:
+        raise ValueError(
+            f"{_model_name(model)}.outcomes on fitted value iteration's sample states: {error} "
+            "(rlapprox.testing.check_model checks a model's whole contract)"
+        ) from None
+    return outcomes
 
 
 def make_backups(fvi: FittedValueIteration, states: torch.Tensor) -> Backups:
@@ -95,15 +138,28 @@ class SampleBackups:
         self.inputs = fvi.inputs_of(states)
         self.actions = backup_actions(states, fvi.model.num_actions, fvi.policy_to_evaluate)
         self.num_states, self.num_branches = self.actions.shape
+        self._reward_bound = torch.zeros((), dtype=torch.float64, device=states.device)
+        self._checked = False
 
     def current_values(self) -> torch.Tensor:
         """U(s_i) now, float64, shape ``(N,)``."""
         return self.fvi.value_of_inputs(self.inputs).to(torch.float64)
 
     def targets(self) -> torch.Tensor:
-        """Targets y_i = max_a r̄(s_i, a) + discount · E[(1 - d) U(s')], shape ``(N,)``."""
-        rewards, next_values = self.fvi.lookahead(self.states, self.actions)
+        """Targets y_i = max_a r̄(s_i, a) + discount · E[(1 - d) U(s')], shape ``(N,)``.
+
+        The first call checks the model's outcomes (:func:`checked_outcomes`).
+        """
+        rewards, next_values = self.fvi.lookahead(
+            self.states, self.actions, validate=not self._checked
+        )
+        self._checked = True
+        self._reward_bound = torch.maximum(self._reward_bound, rewards.abs().max())
         return bellman_optimality_backup(rewards, next_values, self.fvi.discount, dim=1)
+
+    def reward_bound(self) -> torch.Tensor:
+        """R = max |r̄(s_i, a)| over the targets computed so far, 0-d float64."""
+        return self._reward_bound
 
     def fit(self, targets: torch.Tensor) -> None:
         """``fit_steps`` minibatch steps of the squared error on the targets ``(N,)``."""
@@ -157,6 +213,7 @@ class LinearSampleBackups:
                 outcomes = fvi.backup_model.outcomes(
                     states, self.actions[:, branch], cfg.num_next_samples, fvi.generator
                 )
+                checked_outcomes(outcomes, fvi.backup_model, states)
                 weights = outcomes.weights
                 rewards = outcomes.rewards.to(torch.float64).view_as(weights)
                 self.rewards.append((weights * rewards).sum(1))
@@ -167,6 +224,7 @@ class LinearSampleBackups:
                 self.next_features.append(_weighted_sum(phi_next, row_weights, weights.shape[1]))
                 self.not_done.append(row_weights.view_as(weights).sum(1))
         self.stacked_rewards = torch.stack(self.rewards)  # (A, N)
+        self._reward_bound = self.stacked_rewards.abs().max().to(torch.float64)
         self.stacked_not_done = torch.stack(self.not_done)
         self.stacked_features = None  # dense: all actions in one batched product
         if not self.next_features[0].is_sparse:
@@ -202,6 +260,10 @@ class LinearSampleBackups:
         """θ ← M y (θ ← y at a grid's own vertices), written back to the approximator."""
         self.theta = targets.clone() if self.identity_fit else self.operator @ targets
         self.fvi.approximator.set_theta(self.theta.unsqueeze(1))
+
+    def reward_bound(self) -> torch.Tensor:
+        """R = max |r̄_a(s_i)| over the sample states and actions, 0-d float64."""
+        return self._reward_bound
 
 
 def _apply(phi: torch.Tensor, theta: torch.Tensor, has_bias: bool) -> torch.Tensor:

@@ -9,14 +9,15 @@ naming the config group.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+import math
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import gymnasium as gym
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from rlapprox.approximators import BoxNormalizer, DuelingQ, LinearApproximator
@@ -24,9 +25,6 @@ from rlapprox.core.devices import resolve_device
 from rlapprox.core.errors import ConfigError
 from rlapprox.core.types import OptimizerFactory
 from rlapprox.core.validation import check_positive_int
-from rlapprox.envs import make_env
-from rlapprox.models.base import GenerativeModel
-from rlapprox.models.registry import MODELS, make_model
 
 
 def first_line(err: BaseException) -> str:
@@ -79,6 +77,8 @@ def build_approximator(
     Raises:
         ConfigError: if the approximator does not fit the inputs or its arguments are bad.
     """
+    if observation_space is not None:
+        check_obs_bounds(obs_bounds, observation_space)
     parameters = _target_parameters("approximator", node)
     normalize_inputs = bool(node.get("normalize_inputs", True))
     node = OmegaConf.masked_copy(node, [key for key in node if key != "normalize_inputs"])
@@ -111,6 +111,45 @@ def build_approximator(
     return instantiate_node("approximator", node, **runtime)
 
 
+def check_obs_bounds(bounds: Any, space: gym.spaces.Space) -> None:
+    """Refuse an ``env.obs_bounds`` that does not fit the observation space, before any work.
+
+    Allowed: one ``[low, high]`` (or ``null``, keeping the space's bound) per dimension of a
+    flat ``Box``, or a mapping ``{dim: [low, high]}``; finite numbers with ``low < high``.
+
+    Raises:
+        ConfigError: naming ``env.obs_bounds``, the entry and what it must be.
+    """
+    if bounds is None:
+        return
+    if isinstance(bounds, DictConfig | ListConfig):
+        bounds = OmegaConf.to_container(bounds)
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ConfigError(f"env.obs_bounds: only flat Box observations take bounds, not {space}")
+    dim = int(space.shape[0])
+    allowed = f"one [low, high] or null per observation dimension ({dim})"
+    if isinstance(bounds, dict):
+        if not all(isinstance(key, int) and 0 <= key < dim for key in bounds):
+            raise ConfigError(f"env.obs_bounds: mapping keys must be dimensions 0..{dim - 1}")
+        entries = dict(bounds)
+    elif isinstance(bounds, list | tuple):
+        if len(bounds) != dim:
+            raise ConfigError(f"env.obs_bounds needs {allowed}, got {len(bounds)} entries")
+        entries = {j: pair for j, pair in enumerate(bounds) if pair is not None}
+    else:
+        raise ConfigError(f"env.obs_bounds needs {allowed}, got {bounds!r}")
+    for j, pair in entries.items():
+        numeric = isinstance(pair, list | tuple) and len(pair) == 2
+        numeric = numeric and all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+            for x in pair
+        )
+        if not numeric or not pair[0] < pair[1]:
+            raise ConfigError(
+                f"env.obs_bounds[{j}] must be [low, high] with finite low < high, got {pair!r}"
+            )
+
+
 def build_q_network(
     cfg: DictConfig,
     observation_space: gym.spaces.Space,
@@ -128,7 +167,9 @@ def build_q_network(
     Raises:
         ConfigError: for a non-discrete action space or an approximator that does not fit.
     """
-    num_actions = discrete_action_count(action_space, cfg.env.id, algorithm)
+    num_actions = discrete_action_count(
+        action_space, str(cfg.env.get("id") or "the model's env"), algorithm
+    )
     dueling = bool(cfg.algo.get("dueling", False))
     approximator = build_approximator(
         cfg.approximator,
@@ -167,42 +208,6 @@ def optimizer_factory_for(
     if isinstance(approximator, LinearApproximator) and solver != "sgd":
         return None
     return build_checked_optimizer_factory(cfg, approximator)
-
-
-def build_model(cfg: DictConfig) -> GenerativeModel:
-    """The generative model of ``cfg.env``, with its discretisation where it has one."""
-    env_id = cfg.env.id
-    if env_id not in MODELS:
-        raise ConfigError(
-            f"env: {env_id} has no generative model; models exist for {sorted(MODELS)}. "
-            "algo=dqn and algo=fqi (dataset.source=env) learn from the real env and need none"
-        )
-    kwargs: dict[str, Any] = {}
-    if cfg.env.get("system") is not None:
-        kwargs["system"] = cfg.env.system
-    levels = cfg.env.get("discrete_actions")
-    if levels is not None and "num_torques" in inspect.signature(MODELS[env_id]).parameters:
-        kwargs["num_torques"] = levels
-    try:
-        return make_model(env_id, **kwargs)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"env: {first_line(err)}") from err
-
-
-def build_env(cfg: DictConfig) -> gym.Env:
-    """The run's real Gymnasium env (with its discretisation), for evaluation or probing."""
-    try:
-        return make_env(cfg.env.id, cfg.env.get("discrete_actions"), system=cfg.env.get("system"))
-    except ValueError as err:
-        raise ConfigError(f"env: {err}") from err
-
-
-def make_eval_env(config: Any, render_mode: str | None = None) -> Callable[[], gym.Env]:
-    """A factory of the run's real env (with its discretisation), from a (saved) config."""
-    cfg = OmegaConf.create(config) if not isinstance(config, DictConfig) else config
-    env_id = cfg.env.id
-    discrete_actions, system = cfg.env.get("discrete_actions"), cfg.env.get("system")
-    return lambda: make_env(env_id, discrete_actions, render_mode=render_mode, system=system)
 
 
 def discrete_action_count(space: gym.spaces.Space, env_id: str, algorithm: str) -> int:

@@ -68,7 +68,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises KeyError, UnpicklingError, RuntimeError, ...
-        raise ValueError(f"{path} is not an rlapprox checkpoint: {err}") from None
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path} is not an rlapprox checkpoint ({reason})") from None
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise ValueError(f"{path} is not an rlapprox checkpoint (format {FORMAT_VERSION})")
     if payload["format_version"] != FORMAT_VERSION:

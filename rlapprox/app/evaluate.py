@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         except ImportError:
             _fail("--video needs moviepy: pip install 'rlapprox[video]'")
 
-    from rlapprox.app.builders import make_eval_env
+    from rlapprox.app.env_builders import make_env_factory
     from rlapprox.app.loading import load_run
     from rlapprox.envs.evaluation import EVAL_SEED_OFFSET, evaluate_policy
 
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # By default the run's own evaluation: its episode count and seeds seed + EVAL_SEED_OFFSET + i.
     episodes = args.episodes or int(run.metrics.get("eval_episodes", 10))
     seed = args.seed if args.seed is not None else int(run.config["seed"]) + EVAL_SEED_OFFSET
-    make_env = make_eval_env(run.config, render_mode="rgb_array" if args.video else None)
+    make_env = make_env_factory(run.config, render_mode="rgb_array" if args.video else None)
     if args.video is not None:
         make_env = _recording(make_env, args.video)
     returns = evaluate_policy(

@@ -16,13 +16,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from rlapprox.algos import FittedValueIteration
-from rlapprox.app.builders import build_model
+from rlapprox.app.env_builders import build_model, env_name, has_model
 from rlapprox.approximators import BoxNormalizer
 from rlapprox.core.errors import ConfigError
 from rlapprox.data import RegressionData
 from rlapprox.loggers import NullLogger, ScalarLogger, Tags
 from rlapprox.models.base import GenerativeModel
-from rlapprox.models.registry import MODELS, make_model
 from rlapprox.viz import (
     StateSlice,
     StepCallback,
@@ -80,7 +79,7 @@ def value_images(
     input_names = (
         model.state_names
         if inputs_are_states
-        else observation_names(model.env_id, model.observation_space)
+        else observation_names(model, model.observation_space)
     )
     weights = linear_weights_logger(
         fvi.approximator,
@@ -109,9 +108,10 @@ def q_images(
     """
     if isinstance(logger, NullLogger):  # nothing would record them
         return None
-    state_slice, observe = _q_slice(cfg, space)
-    names = observation_names(cfg.env.id, space)
-    subject = f"on {cfg.env.id}"
+    model = build_model(cfg) if has_model(cfg) else None
+    state_slice, observe = _q_slice(cfg, model, space)
+    names = observation_names(model, space)
+    subject = f"on {env_name(cfg)}"
     values = None
     if state_slice is not None:
         values = value_image_logger(
@@ -134,31 +134,28 @@ def q_images(
 
 
 def _q_slice(
-    cfg: DictConfig, space: gym.spaces.Space
+    cfg: DictConfig, model: GenerativeModel | None, space: gym.spaces.Space
 ) -> tuple[StateSlice | None, Callable[[torch.Tensor], torch.Tensor]]:
     """The state slice of a Q-network's images and how states become its inputs."""
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         return None, lambda states: states
-    if cfg.env.id in MODELS:
-        model = build_model(cfg)
-        if model.observation_space.shape == space.shape:
-            state_slice = image_slice(cfg, model.state_names, model.state_low, model.state_high)
-            return state_slice, model.observe
+    if model is not None and model.observation_space.shape == space.shape:
+        state_slice = image_slice(cfg, model.state_names, model.state_low, model.state_high)
+        return state_slice, model.observe
     try:
         box = BoxNormalizer.from_space(space, cfg.env.get("obs_bounds"))
     except ValueError:  # unbounded observations and no env.obs_bounds: nowhere to draw
         return None, lambda states: states
-    names = observation_names(cfg.env.id, space)
+    names = observation_names(model, space)
     return image_slice(cfg, names, box.low, box.high), lambda states: states
 
 
-def observation_names(env_id: str, space: gym.spaces.Space) -> tuple[str, ...]:
+def observation_names(model: GenerativeModel | None, space: gym.spaces.Space) -> tuple[str, ...]:
     """Axis labels: the model's state names where observations are the state, else obs[i]."""
     dim = int(np.prod(space.shape)) if space.shape else 0
-    if env_id in MODELS:
-        names = make_model(env_id).state_names
-        if len(names) == dim:
-            return tuple(names)
+    names = tuple(getattr(model, "state_names", ()) or ())
+    if len(names) == dim:
+        return names
     return tuple(f"obs[{i}]" for i in range(dim))
 
 

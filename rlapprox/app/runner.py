@@ -4,12 +4,40 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from rlapprox.app.builders import set_threads
+from rlapprox.app.builders import build_device, set_threads
 from rlapprox.app.context import RunContext, RunOutcome
 from rlapprox.app.recipes import recipe_for
 from rlapprox.core.denormals import flush_denormals
 from rlapprox.core.errors import ConfigError
-from rlapprox.core.validation import check_bool
+from rlapprox.core.validation import check_bool, check_positive_int
+
+#: seeds go to numpy, torch and Gymnasium, and evaluation episodes add up to 10^6 + episodes
+MAX_SEED = 2**32 - 1
+
+
+def check_run_settings(cfg: DictConfig) -> None:
+    """Refuse bad top-level settings (``seed``, ``device``, ``threads``, ``logger.*``) up front.
+
+    Raises:
+        ConfigError: naming the setting and what is allowed.
+    """
+    try:
+        seed = check_positive_int("seed", cfg.get("seed"), minimum=0)
+        if seed > MAX_SEED:
+            raise ValueError(f"seed must be an integer in [0, {MAX_SEED}], got {seed}")
+        check_bool("flush_denormal", cfg.get("flush_denormal", False))
+        logger = cfg.get("logger") or {}
+        check_bool("logger.tensorboard", logger.get("tensorboard", False))
+        check_bool("logger.progress", logger.get("progress", False))
+        check_positive_int("logger.histogram_every", logger.get("histogram_every", 0), minimum=0)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    build_device(cfg)
+    if cfg.get("threads") is not None:
+        try:
+            check_positive_int("threads", cfg.threads)
+        except ValueError as err:
+            raise ConfigError(f"{err} (or null for torch's setting)") from err
 
 
 def run(cfg: DictConfig, context: RunContext) -> RunOutcome:
@@ -19,6 +47,7 @@ def run(cfg: DictConfig, context: RunContext) -> RunOutcome:
         ConfigError: for an unknown algorithm, a config value that cannot work, or a resume
             of an algorithm that cannot resume.
     """
+    check_run_settings(cfg)
     recipe = recipe_for(cfg.algo.name)
     if context.resume_state is not None and not recipe.resumable:
         raise ConfigError(

@@ -10,11 +10,21 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from rlapprox.app.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from rlapprox.app.cli_errors import (
+    PROG,
+    fail,
+    hydra_error_line,
+    hydra_errors_raised,
+    one_line,
+    remove_unused_run_dir,
+)
 from rlapprox.app.context import RunContext
-from rlapprox.app.runner import run
+from rlapprox.app.runner import check_run_settings, run
 from rlapprox.core.errors import ConfigError, DivergenceError
 from rlapprox.loggers import NullLogger, Tags, TensorBoardLogger, write_metrics
 
@@ -47,17 +57,22 @@ def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None =
     resume_state = None
     if cfg.get("resume"):
         cfg, run_dir, choices, resume_state = _resumed(Path(cfg.resume))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    check_run_settings(cfg)
     start = time.perf_counter()
-    logger: TensorBoardLogger | NullLogger
-    if cfg.logger.tensorboard:
-        logger = TensorBoardLogger(run_dir, histogram_every=cfg.logger.histogram_every)
-        logger.text(Tags.CONFIG, _indent(OmegaConf.to_yaml(cfg, resolve=True)))
-        print(f"rlapprox: logging to {run_dir}  (tensorboard --logdir {run_dir})", flush=True)
-    else:
-        logger = NullLogger()
+    logger: TensorBoardLogger | NullLogger = (
+        TensorBoardLogger(run_dir, histogram_every=cfg.logger.histogram_every)
+        if cfg.logger.tensorboard
+        else NullLogger()
+    )
+
+    def announce() -> None:  # every part is built: the run directory and its logs begin here
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if isinstance(logger, TensorBoardLogger):
+            logger.text(Tags.CONFIG, _indent(OmegaConf.to_yaml(cfg, resolve=True)))
+            print(f"rlapprox: logging to {run_dir}  (tensorboard --logdir {run_dir})", flush=True)
+
     try:
-        context = RunContext(logger, run_dir, choices, resume_state)
+        context = RunContext(logger, run_dir, choices, resume_state, on_start=announce)
         outcome = run(cfg, context)
         metrics: dict[str, Any] = {
             "algo": cfg.algo.name,
@@ -116,19 +131,26 @@ def _flatten(node: Any, prefix: str) -> Iterable[tuple[str, Any]]:
 def _hydra_train(cfg: DictConfig) -> dict:
     hydra_cfg = HydraConfig.get()
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        return train(cfg, hydra_cfg.runtime.output_dir, choices)
-    except ConfigError as err:
-        print(f"rlapprox-train: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        return train(cfg, output_dir, choices)
+    except (ConfigError, OmegaConfBaseException) as err:
+        resumed = cfg.get("resume")
+        if not resumed or Path(resumed).resolve() != output_dir.resolve():
+            remove_unused_run_dir(output_dir)  # a refused run leaves no run directory behind
+        fail(f"error: {one_line(err)}")
     except DivergenceError as err:
-        print(f"rlapprox-train: training diverged: {err}", file=sys.stderr)
+        print(f"{PROG}: training diverged: {one_line(err)}", file=sys.stderr)
         raise SystemExit(1) from None
 
 
 def train_main() -> None:
-    """Entry point of ``rlapprox-train``."""
-    _hydra_train()
+    """Entry point of ``rlapprox-train``: config errors, Hydra's included, exit 2 in one line."""
+    with hydra_errors_raised():
+        try:
+            _hydra_train()
+        except (HydraException, OmegaConfBaseException) as err:
+            fail(f"error: {hydra_error_line(err)}")
 
 
 def _resumed(run_dir: Path) -> tuple[DictConfig, Path, dict[str, str], dict[str, Any]]:

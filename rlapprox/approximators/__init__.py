@@ -7,6 +7,7 @@ Every approximator is an ``nn.Module`` mapping ``(B, *obs_shape)`` to ``(B, out_
 from rlapprox.approximators.activations import ACTIVATIONS, make_activation
 from rlapprox.approximators.convnet import ConvNet
 from rlapprox.approximators.factories import (
+    linear_features,
     linear_fourier,
     linear_multilinear,
     linear_poly,
@@ -51,6 +52,7 @@ __all__ = [
     "ValueFunction",
     "check_q_approximator",
     "check_value_approximator",
+    "linear_features",
     "linear_fourier",
     "linear_multilinear",
     "linear_poly",

@@ -6,12 +6,13 @@ Each takes the basis arguments directly (``order``, ``degree``, ...), so a confi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch import nn
 
 from rlapprox.approximators.linear import LinearApproximator
 from rlapprox.features import (
+    FeatureMap,
     FourierBasis,
     MultilinearBasis,
     PolynomialBasis,
@@ -106,3 +107,40 @@ def linear_multilinear(
     """
     features = MultilinearBasis(in_dim, points_per_dim, spacing_power)
     return LinearApproximator(features, out_dim, bias=False, normalizer=normalizer)
+
+
+def linear_features(
+    in_dim: int,
+    out_dim: int,
+    features: FeatureMap | Callable[[int], FeatureMap],
+    bias: bool = True,
+    normalizer: nn.Module | None = None,
+) -> LinearApproximator:
+    """Linear model on any feature map, yours included: the config of a custom basis.
+
+    A config names the map as a nested node the builder completes with the input size::
+
+        _target_: rlapprox.approximators.linear_features
+        features:
+          _target_: my_pkg.MyBasis   # MyBasis(in_dim, ...) -> (B, num_features)
+          _partial_: true
+          order: 4
+
+    Args:
+        in_dim: input dimensions.
+        out_dim: outputs (1 for U, the number of actions for Q).
+        features: a feature map (an ``nn.Module`` from ``(B, in_dim)`` in the unit box to
+            ``(B, num_features)``, with ``num_features``), or a callable ``in_dim -> map``.
+        bias: learn a constant per output.
+        normalizer: maps raw inputs to the unit box.
+
+    Raises:
+        ValueError: if what ``features`` gives has no ``num_features``.
+    """
+    feature_map = features if isinstance(features, nn.Module) else features(in_dim)
+    if not isinstance(getattr(feature_map, "num_features", None), int):
+        raise ValueError(
+            f"features: {type(feature_map).__name__} needs an integer num_features "
+            "(the width of its (B, num_features) output)"
+        )
+    return LinearApproximator(feature_map, out_dim, bias=bias, normalizer=normalizer)

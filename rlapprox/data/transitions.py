@@ -56,11 +56,20 @@ class TransitionDataset(NamedTuple):
         """
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"dataset_path: no transitions file at {path}")
-        payload = torch.load(path, weights_only=True)
+            raise ValueError(f"no transitions file at {path}")
+        try:
+            payload = torch.load(path, weights_only=True)
+        except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ValueError(f"{path} is not an rlapprox transitions file ({reason})") from None
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ValueError(f"dataset_path: {path} is not an rlapprox transitions file")
-        return cls(*(payload[name] for name in cls._fields))
+            raise ValueError(f"{path} is not an rlapprox transitions file")
+        columns = [payload.get(name) for name in cls._fields]
+        if not all(isinstance(column, torch.Tensor) for column in columns) or (
+            len({len(column) for column in columns}) != 1
+        ):
+            raise ValueError(f"{path} needs tensors {', '.join(cls._fields)} of one length")
+        return cls(*columns)
 
 
 def collect_random_transitions(

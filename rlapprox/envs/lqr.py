@@ -7,6 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.envs.registration import EnvSpec
 
 from rlapprox.models.lqr import LQR_ENV_ID, LQRModel
 
@@ -19,7 +20,8 @@ class LQREnv(gym.Env):
     Observations are the float32 states, actions ``Discrete(num_actions)``, rewards
     ``-(sᵀQs + aᵀRa)``; episodes never terminate (the registration truncates them at
     200 steps). Without matrices the env uses the default ``system``. ``reset`` accepts
-    ``options={"state": [...]}`` to start from a given state.
+    ``options={"state": [...]}`` to start from a given state. An ``LQREnv`` made directly
+    carries a spec (its arguments as kwargs), so ``gym.make(env.spec)`` rebuilds it.
 
     Args:
         A, B, Q, R: the system matrices, all given or all ``None``.
@@ -70,6 +72,12 @@ class LQREnv(gym.Env):
         else:
             self.model = LQRModel(A, B, Q, R, **options)
         self.render_mode = render_mode
+        # What gym.make gives the envs it builds, so that gym.make(env.spec) rebuilds this one.
+        self.spec = EnvSpec(
+            id=LQR_ENV_ID,
+            entry_point="rlapprox.envs.lqr:LQREnv",
+            kwargs={"A": A, "B": B, "Q": Q, "R": R, **options, "system": system},
+        )
         self.observation_space = self.model.observation_space
         self.action_space = gym.spaces.Discrete(self.model.num_actions)
         self._state: torch.Tensor | None = None
@@ -111,6 +119,8 @@ class LQREnv(gym.Env):
 def register_lqr_env() -> None:
     """Register :class:`LQREnv` as ``"rlapprox/LQR-v0"`` (200-step limit); safe to call twice.
 
+    ``import rlapprox`` already registers it (with rlapprox's other envs,
+    :func:`rlapprox.register_envs`); call this again after clearing ``gymnasium.registry``.
     ``gym.make("rlapprox/LQR-v0", A=..., B=..., Q=..., R=..., noise_std=..., num_actions=...,
     action_bound=..., state_bound=...)`` then builds the env; without matrices it is the 1-D
     default system.
@@ -121,9 +131,5 @@ def register_lqr_env() -> None:
         >>> env.action_space
         Discrete(21)
     """
-    if LQR_ENV_ID not in gym.registry:
-        gym.register(
-            id=LQR_ENV_ID,
-            entry_point="rlapprox.envs.lqr:LQREnv",
-            max_episode_steps=200,
-        )
+    if LQR_ENV_ID not in gym.registry:  # the same registration as rlapprox.register_envs's
+        gym.register(id=LQR_ENV_ID, entry_point="rlapprox.envs.lqr:LQREnv", max_episode_steps=200)

@@ -2,13 +2,15 @@
 
 from rlapprox.models.acrobot import AcrobotModel
 from rlapprox.models.action_repeat import ActionRepeat
-from rlapprox.models.base import GenerativeModel, Outcomes
+from rlapprox.models.base import GenerativeModel
 from rlapprox.models.cartpole import CartPoleModel
 from rlapprox.models.lqr import LQRModel
+from rlapprox.models.mdp_families import chain, gridworld, random_mdp
 from rlapprox.models.mountain_car import MountainCarModel
+from rlapprox.models.outcomes import Outcomes, check_outcomes
 from rlapprox.models.pendulum import PendulumModel
 from rlapprox.models.registry import MODELS, make_model
-from rlapprox.models.tabular import TabularMDP, TabularModel, chain, random_mdp
+from rlapprox.models.tabular import TabularMDP, TabularModel
 
 
 def __getattr__(name: str) -> object:
@@ -35,6 +37,8 @@ __all__ = [
     "TabularMDP",
     "TabularModel",
     "chain",
+    "check_outcomes",
+    "gridworld",
     "make_model",
     "random_mdp",
 ]

@@ -295,10 +295,17 @@ def linear_weights_logger(
     if not isinstance(approximator, LinearApproximator):
         return None
     features = approximator.features
-    feature_names = features.feature_names()
+    # a user's own feature map may name nothing: its features are then numbered
+    name_features = getattr(features, "feature_names", None)
+    feature_names = (
+        name_features()
+        if callable(name_features)
+        else [f"β{i}" for i in range(features.num_features)]
+    )
+    in_dim = getattr(features, "in_dim", None)
     note = None
-    if input_names is not None:
-        placeholders = ["x"] if features.in_dim == 1 else [f"x{j}" for j in range(features.in_dim)]
+    if input_names is not None and in_dim == len(input_names):
+        placeholders = ["x"] if in_dim == 1 else [f"x{j}" for j in range(in_dim)]
         pairs = ", ".join(f"{p} = {n}" for p, n in zip(placeholders, input_names, strict=True))
         note = f"inputs scaled to [0, 1]: {pairs}"
 

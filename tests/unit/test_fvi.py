@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,13 @@ from rlapprox.core.errors import DivergenceError
 from rlapprox.envs import make_env
 from rlapprox.features import FeatureMap
 from rlapprox.models.acrobot import AcrobotModel
+from rlapprox.models.base import GenerativeModel
 from rlapprox.models.lqr import LQRModel
+from rlapprox.models.mdp_families import chain, random_mdp
 from rlapprox.models.mountain_car import MountainCarModel
-from rlapprox.models.tabular import TabularMDP, TabularModel, chain, random_mdp
+from rlapprox.models.outcomes import Outcomes
+from rlapprox.models.tabular import TabularMDP, TabularModel
+from rlapprox.testing import check_model
 
 F64 = torch.float64
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -450,3 +455,181 @@ def test_deeper_lookahead_is_the_best_action_sequence():
     two_step = mdp.rewards + 0.8 * mdp.transitions @ one_step.max(dim=1).values
     observations = torch.eye(5, dtype=torch.float64)
     torch.testing.assert_close(fvi.q_values(observations), two_step)
+
+
+# --- users' models: outcomes checked at the first backup -------------------------------------
+
+
+class _SumsToTwo(GenerativeModel):
+    """A user's model whose outcome weights sum to 2: each backup doubles the values."""
+
+    num_actions = 2
+    state_low = torch.tensor([0.0], dtype=F64)
+    state_high = torch.tensor([1.0], dtype=F64)
+
+    def __init__(self, weights_shape_bug: bool = False) -> None:
+        self.calls = 0
+        self.weights_shape_bug = weights_shape_bug
+
+    def outcomes(self, states, actions, num_samples=1, generator=None):
+        self.calls += 1
+        next_states = states.repeat_interleave(2, dim=0)
+        rewards = -torch.ones(len(next_states), dtype=states.dtype)
+        terminated = torch.zeros(len(next_states), dtype=torch.bool)
+        weights = torch.ones(len(states), 2, dtype=states.dtype)
+        if self.weights_shape_bug:  # one row per outcome instead of one per pair
+            weights = torch.full((len(next_states), 1), 0.5, dtype=states.dtype)
+        return Outcomes(next_states, rewards, terminated, weights)
+
+
+@pytest.mark.parametrize("solver", ["least_squares", "sgd"])
+def test_a_model_whose_weights_sum_to_two_stops_at_the_first_backup(solver):
+    model = _SumsToTwo()
+    approximator = linear_poly(1, 1, degree=2).double()
+    before = approximator.get_theta().clone()
+    config = FVIConfig(gamma=0.9, value_inputs="states", num_states=10, solver=solver)
+    fvi = FittedValueIteration(approximator, model, config, optimizer_factory=ADAM)
+    with pytest.raises(ValueError, match=r"outcomes.weights must sum to 1") as info:
+        fvi.run()
+    message = str(info.value)
+    assert message.startswith("_SumsToTwo.outcomes on fitted value iteration's sample states")
+    assert "pair 0 sums to 2" in message
+    assert "rlapprox.testing.check_model" in message
+    # the same words as check_model's
+    with pytest.raises(AssertionError, match=r"outcomes.weights must sum to 1 .* sums to 2"):
+        check_model(model)
+    assert torch.equal(approximator.get_theta(), before)  # stopped before any fit
+    assert model.calls <= 2  # the first backup's outcomes (least squares: one per action)
+
+
+def test_a_model_with_misshapen_weights_is_named_not_a_broadcast_error():
+    fvi = FittedValueIteration(
+        linear_poly(1, 1, degree=2).double(),
+        _SumsToTwo(weights_shape_bug=True),
+        FVIConfig(gamma=0.9, value_inputs="states", num_states=10),
+    )
+    with pytest.raises(ValueError, match=r"outcomes.weights must have shape \(B, K\) = \(10, K\)"):
+        fvi.run()
+
+
+def test_every_new_sample_set_is_checked():
+    mdp = random_mdp(4, 2, torch.Generator().manual_seed(0))
+    fvi = FittedValueIteration(
+        _table(4), TabularModel(mdp), _tabular_config(4, resample=True, num_iterations=3)
+    )
+    assert fvi.run().metrics["iterations"] == 3
+
+
+# --- exact with terminal states ----------------------------------------------------------------
+
+
+class _OneHot(FeatureMap):
+    """The observations themselves as features: with one-hot observations, a table."""
+
+    def __init__(self, num_states: int) -> None:
+        super().__init__(num_states)
+        self.num_features = num_states
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("gamma", [0.5, 0.9, 0.99])
+def test_one_hot_fvi_equals_value_iteration_with_terminal_states(seed, gamma):
+    generator = torch.Generator().manual_seed(50 + seed)
+    num_states = 8
+    terminal = torch.randperm(num_states, generator=generator)[: 1 + seed % 3]
+    mdp = random_mdp(num_states, 3, generator, terminal=terminal.tolist())
+    table = LinearApproximator(_OneHot(num_states), 1, bias=False).double()
+    config = _tabular_config(num_states, gamma=gamma, num_iterations=20_000, tolerance=1e-14)
+    model = TabularModel(mdp)
+    fvi = FittedValueIteration(table, model, config)
+    assert fvi.run().metrics["converged"]
+    values, q_values = mdp.value_iteration(gamma, tol=1e-14)
+    states = _all_states(num_states)
+    torch.testing.assert_close(fvi.value_of_states(states), values, rtol=0, atol=1e-9)
+    assert (fvi.value_of_states(states)[terminal].abs() < 1e-12).all()
+    live = ~mdp.terminal
+    q_fvi = fvi.q_values(model.observe(states))
+    torch.testing.assert_close(q_fvi[live], q_values[live], rtol=0, atol=1e-9)
+
+
+def test_one_hot_policy_evaluation_with_terminal_states():
+    mdp = random_mdp(6, 3, torch.Generator().manual_seed(9), terminal=[2, 5])
+    policy = torch.tensor([2, 0, 1, 1, 0, 2])
+    table = LinearApproximator(_OneHot(6), 1, bias=False).double()
+    config = _tabular_config(6, num_iterations=20_000, tolerance=1e-14)
+    fvi = FittedValueIteration(
+        table, TabularModel(mdp), config, policy=lambda s: policy[s[:, 0].round().long()]
+    )
+    fvi.run()
+    expected = mdp.policy_evaluation(policy, 0.9)
+    torch.testing.assert_close(fvi.value_of_states(_all_states(6)), expected, rtol=0, atol=1e-9)
+
+
+def test_float32_transitions_and_per_transition_rewards_through_fvi():
+    generator = torch.Generator().manual_seed(3)
+    base = random_mdp(5, 2, generator)
+    per_transition = torch.randn(5, 2, 5, generator=generator, dtype=torch.float32)
+    mdp = TabularMDP(base.transitions.float(), per_transition, terminal=[4])
+    table = LinearApproximator(_OneHot(5), 1, bias=False).double()
+    fvi = FittedValueIteration(table, TabularModel(mdp), _tabular_config(5, tolerance=1e-14))
+    fvi.run()
+    values, _ = mdp.value_iteration(0.9, tol=1e-14)
+    torch.testing.assert_close(fvi.value_of_states(_all_states(5)), values, rtol=0, atol=1e-9)
+
+
+# --- the values' bound R / (1 - γ) -------------------------------------------------------------
+
+
+def test_the_counterexample_stops_at_the_reward_bound_long_before_overflow():
+    # w' = 3/5 + (6γ/5) w: |targets| pass 10 R / (1 - γ) = 1000 after about 30 iterations
+    with pytest.raises(DivergenceError, match=r"at iteration \d+: max \|target\|") as info:
+        _two_state_fvi(0.99).run()
+    message = str(info.value)
+    iteration = int(re.search(r"at iteration (\d+)", message).group(1))
+    assert iteration < 50
+    assert "R / (1 - discount) = 100" in message
+    assert "averager" in message
+    assert "weights do not sum to 1" in message
+
+
+def test_no_bound_without_discounting():
+    # an episodic chain at γ = 1: every state reaches the goal, U = 1 except at the goal
+    mdp = TabularMDP(chain(5).transitions, chain(5).rewards, terminal=[4])
+    table = LinearApproximator(_OneHot(5), 1, bias=False).double()
+    fvi = FittedValueIteration(table, TabularModel(mdp), _tabular_config(5, gamma=1.0))
+    assert fvi.run().metrics["converged"]
+    expected = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0], dtype=F64)
+    torch.testing.assert_close(fvi.value_of_states(_all_states(5)), expected)
+
+
+def test_held_actions_have_the_same_value_bound():
+    # R_k = Σ_{t<k} γ^t R and discount γ^k: R_k / (1 - γ^k) = R / (1 - γ) = 100
+    model = MountainCarModel()
+    approximator = linear_fourier(
+        2, 1, order=3, normalizer=BoxNormalizer.from_space(model.observation_space)
+    ).double()
+    fvi = FittedValueIteration(approximator, model, FVIConfig(gamma=0.99, action_repeat=10))
+    states = torch.tensor([[-0.5, 0.0], [-1.0, 0.01]], dtype=F64)  # far from the goal
+    for backups in (LinearSampleBackups(fvi, states), SampleBackups(fvi, states)):
+        backups.targets()
+        assert float(backups.reward_bound()) == pytest.approx((1 - 0.99**10) / (1 - 0.99))
+        assert float(backups.reward_bound()) / (1 - fvi.discount) == pytest.approx(100.0)
+
+
+def test_the_fourier_preset_stays_within_the_bound():
+    # experiment=fvi_mountaincar_fourier: order 17, γ 0.99, actions held 10 steps
+    model = MountainCarModel()
+    approximator = linear_fourier(
+        2, 1, order=17, normalizer=BoxNormalizer.from_space(model.observation_space)
+    ).double()
+    config = FVIConfig(
+        gamma=0.99, action_repeat=10, num_states=20_000, num_iterations=1500, tolerance=1e-5
+    )
+    fvi = FittedValueIteration(approximator, model, config)
+    metrics = fvi.run().metrics
+    assert metrics["converged"]  # measured: 41 iterations
+    states = model.sample_states(1000, torch.Generator().manual_seed(1))
+    assert fvi.value_of_states(states).abs().max() < 100  # |U| <= R / (1 - γ) = 100

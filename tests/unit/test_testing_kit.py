@@ -1,6 +1,7 @@
 import inspect
 from types import SimpleNamespace
 
+import gymnasium as gym
 import pytest
 import torch
 from torch import nn
@@ -18,9 +19,12 @@ from rlapprox.features import (
 )
 from rlapprox.testing import (
     TabularMDP,
+    TabularModel,
     chain,
     check_approximator,
     check_feature_map,
+    check_model,
+    gridworld,
     random_mdp,
 )
 
@@ -266,8 +270,22 @@ def test_check_approximator_fails_on_broken_modules(module, out_dim, match):
 
 
 def test_tabular_mdps_are_reexported():
-    from rlapprox.models import tabular
+    from rlapprox.models import mdp_families, tabular
 
     assert TabularMDP is tabular.TabularMDP
-    assert chain is tabular.chain
-    assert random_mdp is tabular.random_mdp
+    assert chain is mdp_families.chain
+    assert random_mdp is mdp_families.random_mdp
+    assert gridworld is mdp_families.gridworld
+    assert TabularModel is tabular.TabularModel
+
+
+def test_check_model_is_the_kits_check_for_models():
+    # the cases live in test_check_model.py; here: the kit's names and its error type
+    import rlapprox.testing
+
+    assert {"check_model", "gridworld", "TabularModel"} <= set(rlapprox.testing.__all__)
+    check_model(TabularModel(gridworld(2, 3), initial_distribution=[0, 0, 0, 1, 0, 0]))
+    broken = TabularModel(chain(3))
+    broken.observation_space = gym.spaces.Box(0.0, 1.0, (4,))
+    with pytest.raises(AssertionError, match=r"TabularModel: observe must have shape"):
+        check_model(broken)

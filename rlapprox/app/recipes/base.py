@@ -10,8 +10,9 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from rlapprox.app.builders import as_input, build_env, build_q_network
+from rlapprox.app.builders import as_input, build_q_network
 from rlapprox.app.context import RunContext, RunOutcome
+from rlapprox.app.env_builders import build_env
 from rlapprox.models.base import GenerativeModel
 
 #: states or observations ``(B, *obs_shape)`` -> values ``(B,)`` or ``(B, num_actions)``

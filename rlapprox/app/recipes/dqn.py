@@ -9,14 +9,13 @@ from rlapprox.app.builders import (
     build_algo_config,
     build_checked_optimizer_factory,
     build_device,
-    build_env,
     build_q_network,
 )
 from rlapprox.app.context import RunContext, RunOutcome
+from rlapprox.app.env_builders import build_env, build_vector_env, env_name
 from rlapprox.app.image_hooks import q_images
 from rlapprox.app.recipes.base import Recipe, q_network_loader
 from rlapprox.core.seeding import seed_everything
-from rlapprox.envs import make_vector_env
 
 #: keys of configs/algo/dqn.yaml that the recipe reads (dueling: the Q-network's head)
 BUILDER_KEYS = ("name", "dueling")
@@ -28,9 +27,7 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     device = build_device(cfg)
     seed_everything(cfg.seed)
     build_env(cfg).close()  # fail now on a bad env config
-    envs = make_vector_env(
-        cfg.env.id, config.num_envs, cfg.env.get("discrete_actions"), cfg.env.get("system")
-    )
+    envs = build_vector_env(cfg, config.num_envs)
     try:
         q_network = build_q_network(
             cfg, envs.single_observation_space, envs.single_action_space, "DQN"
@@ -57,10 +54,11 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
         dqn.load_state_dict(context.resume_state)
         print(f"rlapprox: resuming at env step {dqn.step} of {config.total_steps}", flush=True)
     try:
+        context.start_training()
         result = dqn.run()
     finally:
         envs.close()
-    metrics = {"env": cfg.env.id, **result.metrics}
+    metrics = {"env": env_name(cfg), **result.metrics}
     return RunOutcome(metrics=metrics, state=dqn.state_dict(), step=result.metrics["env_steps"])
 
 

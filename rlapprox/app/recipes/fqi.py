@@ -12,20 +12,18 @@ from rlapprox.algos import FittedQIteration, FQIConfig
 from rlapprox.app.builders import (
     build_algo_config,
     build_device,
-    build_env,
-    build_model,
     build_q_network,
     discrete_action_count,
     first_line,
     optimizer_factory_for,
 )
 from rlapprox.app.context import RunContext, RunOutcome
+from rlapprox.app.env_builders import build_env, build_model, env_name, make_env_factory
 from rlapprox.app.image_hooks import q_images
 from rlapprox.app.recipes.base import Recipe, q_network_loader
 from rlapprox.core.errors import ConfigError
 from rlapprox.core.seeding import seed_everything
 from rlapprox.data import TransitionDataset, collect_random_transitions, sample_model_transitions
-from rlapprox.envs import make_env
 
 ALGORITHM = "fitted Q iteration"
 BUILDER_KEYS = ("name", "dataset")
@@ -49,7 +47,7 @@ def fqi_dataset(cfg: DictConfig) -> tuple[TransitionDataset, gym.Space, gym.Spac
     probe = build_env(cfg)
     action_space, observation_space = probe.action_space, probe.observation_space
     probe.close()
-    discrete_action_count(action_space, cfg.env.id, ALGORITHM)
+    discrete_action_count(action_space, env_name(cfg), ALGORITHM)
     path = Path(spec.path) if spec.get("path") else None
     if path is not None and path.is_file():
         try:
@@ -57,11 +55,8 @@ def fqi_dataset(cfg: DictConfig) -> tuple[TransitionDataset, gym.Space, gym.Spac
         except ValueError as err:
             raise ConfigError(f"algo.dataset.path: {err}") from err
     if spec.source == "env":
-        discrete_actions, system = cfg.env.get("discrete_actions"), cfg.env.get("system")
         dataset = collect_random_transitions(
-            lambda: make_env(cfg.env.id, discrete_actions, system=system),
-            spec.num_transitions,
-            seed=cfg.seed,
+            make_env_factory(cfg), spec.num_transitions, seed=cfg.seed
         )
     elif spec.source == "model":
         generator = torch.Generator().manual_seed(cfg.seed)
@@ -105,11 +100,12 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     except ValueError as err:
         raise ConfigError(f"algo: {err}") from err
     images = q_images(cfg, q_network, observation_space, context.logger, device, "iteration")
+    context.start_training()
     result = fqi.run()
     if images is not None:  # at the end: FQI's loop has no image hook
         images(result.metrics["iterations"])
     metrics = {
-        "env": cfg.env.id,
+        "env": env_name(cfg),
         "env_steps": len(dataset),
         "gamma": config.gamma,
         **result.metrics,

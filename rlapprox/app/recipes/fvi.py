@@ -19,11 +19,11 @@ from rlapprox.app.builders import (
     build_algo_config,
     build_approximator,
     build_device,
-    build_env,
-    build_model,
+    check_obs_bounds,
     optimizer_factory_for,
 )
 from rlapprox.app.context import RunContext, RunOutcome
+from rlapprox.app.env_builders import build_env, build_model, env_name
 from rlapprox.app.image_hooks import value_images
 from rlapprox.app.recipes.base import Recipe, Trained, load_weights
 from rlapprox.approximators import BoxNormalizer
@@ -37,6 +37,7 @@ BUILDER_KEYS = ("name",)
 def value_approximator(cfg: DictConfig, model: GenerativeModel, config: FVIConfig) -> nn.Module:
     """U's approximator: on the model's state box, or on the env's observations."""
     if config.value_inputs == "states":
+        check_obs_bounds(cfg.env.get("obs_bounds"), model.observation_space)
         state_box = BoxNormalizer(model.state_low, model.state_high)
         return build_approximator(cfg.approximator, out_dim=1, normalizer=state_box)
     return build_approximator(
@@ -71,8 +72,9 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     except ValueError as err:
         raise ConfigError(f"algo: {err}") from err
     fvi.value_image = value_images(cfg, fvi, model, context.logger)
+    context.start_training()
     result = fvi.run()
-    metrics = {"env": cfg.env.id, "env_steps": 0, "gamma": config.gamma, **result.metrics}
+    metrics = {"env": env_name(cfg), "env_steps": 0, "gamma": config.gamma, **result.metrics}
     if hasattr(model, "optimal_value"):  # a closed-form optimum to compare with (LQR)
         generator = torch.Generator(device=device).manual_seed(cfg.seed + 1)
         states = model.sample_states(1000, generator)

@@ -51,10 +51,16 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     except ValueError as err:
         raise ConfigError(f"algo: {err}") from err
     approximator = regression_approximator(cfg, BoxNormalizer(data.low, data.high)).to(device)
+    if config.solver == "least_squares" and not hasattr(approximator, "fit_least_squares"):
+        raise ConfigError(
+            "algo.solver=least_squares needs a linear approximator (approximator=linear_*), "
+            f"got {type(approximator).__name__}"
+        )
     factory = None
     if config.solver == "sgd":
         factory = build_checked_optimizer_factory(cfg, approximator)
     try:
+        context.start_training()
         result = fit_regression(
             approximator,
             data.x.to(device),

@@ -1,17 +1,4 @@
-"""Checks for your own feature maps and approximators, and small MDPs with exact answers.
-
-The library's tests use these on every class it ships; call them in your tests the same way::
-
-    from rlapprox.testing import check_approximator, check_feature_map
-
-    def test_my_basis():
-        check_feature_map(MyBasis(in_dim=2, order=4))
-
-Each check raises :class:`AssertionError` with a message naming the module and the failed
-property, and works on a deep copy, so the module you pass is left as it was. The tabular MDPs
-(:class:`TabularMDP`, :func:`chain`, :func:`random_mdp`) come from
-:mod:`rlapprox.models.tabular`.
-"""
+"""``check_feature_map`` and ``check_approximator``: shapes, dtypes, devices, state dicts."""
 
 from __future__ import annotations
 
@@ -23,14 +10,7 @@ import torch
 from torch import nn
 
 from rlapprox.core.validation import check_positive_int
-from rlapprox.models.tabular import TabularMDP, chain, random_mdp
-
-__all__ = ["TabularMDP", "chain", "check_approximator", "check_feature_map", "random_mdp"]
-
-
-def _require(condition: bool, module: nn.Module, message: str) -> None:
-    if not condition:
-        raise AssertionError(f"{type(module).__name__}: {message}")
+from rlapprox.testing.assertions import require
 
 
 def _check_output(
@@ -41,20 +21,20 @@ def _check_output(
     device: torch.device,
     context: str,
 ) -> torch.Tensor:
-    _require(isinstance(out, torch.Tensor), module, f"{context}: returned {type(out).__name__}")
+    require(isinstance(out, torch.Tensor), module, f"{context}: returned {type(out).__name__}")
     assert isinstance(out, torch.Tensor)
-    _require(
+    require(
         tuple(out.shape) == shape,
         module,
         f"{context}: output shape {tuple(out.shape)}, expected {shape}",
     )
-    _require(out.dtype == dtype, module, f"{context}: output dtype {out.dtype}, expected {dtype}")
-    _require(
+    require(out.dtype == dtype, module, f"{context}: output dtype {out.dtype}, expected {dtype}")
+    require(
         out.device.type == device.type,
         module,
         f"{context}: output on {out.device}, expected {device}",
     )
-    _require(bool(torch.isfinite(out).all()), module, f"{context}: output is not finite")
+    require(bool(torch.isfinite(out).all()), module, f"{context}: output is not finite")
     return out
 
 
@@ -103,7 +83,7 @@ def check_feature_map(
     in_dim = getattr(feature_map, "in_dim", None)
     num_features = getattr(feature_map, "num_features", None)
     for name, value in (("in_dim", in_dim), ("num_features", num_features)):
-        _require(
+        require(
             isinstance(value, int) and value >= 1,
             feature_map,
             f"{name} must be a positive int, got {value!r}",
@@ -111,7 +91,7 @@ def check_feature_map(
     assert isinstance(in_dim, int)
     assert isinstance(num_features, int)
     trainable = [name for name, p in feature_map.named_parameters() if p.requires_grad]
-    _require(not trainable, feature_map, f"has trainable parameters {trainable}")
+    require(not trainable, feature_map, f"has trainable parameters {trainable}")
 
     fmap = copy.deepcopy(feature_map).to(device)
     generator = torch.Generator().manual_seed(seed)
@@ -127,15 +107,15 @@ def check_feature_map(
             x = x64.to(dtype)
             before = x.clone()
             out = _check_output(fmap, fmap(x), shape, dtype, device, f"{dtype} input")
-            _require(torch.equal(x, before), fmap, f"forward modified its {dtype} input in place")
-            _require(torch.equal(fmap(x), out), fmap, f"two forwards on {dtype} differ")
+            require(torch.equal(x, before), fmap, f"forward modified its {dtype} input in place")
+            require(torch.equal(fmap(x), out), fmap, f"two forwards on {dtype} differ")
             outputs[dtype] = out
         reference = outputs[torch.float64]
         tolerance = 1e-10 * max(1.0, reference.abs().max().item())
         for i in range(batch_size):
             single = fmap(x64[i : i + 1])
             error = (single[0] - reference[i]).abs().max().item()
-            _require(
+            require(
                 error <= tolerance,
                 fmap,
                 f"not batch-invariant: row {i} alone differs from row {i} of the batch by "
@@ -144,7 +124,7 @@ def check_feature_map(
         widened = copy.deepcopy(feature_map).to(torch.float64).to(device)
         out = _check_output(widened, widened(x64), shape, torch.float64, device, ".to(float64)")
         error = (out - reference).abs().max().item()
-        _require(
+        require(
             error <= tolerance,
             fmap,
             f"after .to(torch.float64) the output changed by {error:.3g}",
@@ -207,7 +187,7 @@ def check_approximator(
     check_positive_int("out_dim", out_dim)
     device = torch.device(device)
     declared = getattr(module, "out_dim", out_dim)
-    _require(declared == out_dim, module, f"out_dim is {declared}, expected {out_dim}")
+    require(declared == out_dim, module, f"out_dim is {declared}, expected {out_dim}")
 
     net = copy.deepcopy(module).to(device)
     dtype = _floating_dtype(net)
@@ -222,7 +202,7 @@ def check_approximator(
     net.eval()
     with torch.no_grad():
         y = _check_output(net, net(x), expected, dtype, device, "eval mode")
-        _require(torch.equal(net(x), y), net, "two eval-mode forwards differ")
+        require(torch.equal(net(x), y), net, "two eval-mode forwards differ")
         scale = max(1.0, y.abs().max().item())
         _check_double(net, x, y, scale)
         _check_state_dict_round_trip(net, x, y, generator)
@@ -234,14 +214,14 @@ def _check_double(net: nn.Module, x: torch.Tensor, y: torch.Tensor, scale: float
     x64 = x.double()
     y64 = _check_output(wide, wide(x64), tuple(y.shape), torch.float64, x.device, ".double()")
     error = (y64 - y.double()).abs().max().item()
-    _require(
+    require(
         error <= 1e-3 * scale,
         net,
         f"after .double() the output changed by {error:.3g}",
     )
     rows = torch.cat([wide(x64[i : i + 1]) for i in range(len(x64))])
     error = (rows - y64).abs().max().item()
-    _require(
+    require(
         error <= 1e-9 * scale,
         net,
         f"eval mode is not batch-invariant: rows alone differ from the batch by {error:.3g}",
@@ -268,7 +248,7 @@ def _check_state_dict_round_trip(
             tensor.add_((noise + 0.5).to(tensor.device, tensor.dtype))
     fresh.load_state_dict(state)
     fresh.eval()
-    _require(
+    require(
         torch.equal(fresh(x), y),
         net,
         "a perturbed copy loaded with the state_dict does not reproduce the outputs",
@@ -281,6 +261,9 @@ def _check_gradients(net: nn.Module, x: torch.Tensor) -> None:
     net(x).sum().backward()
     trainable = [(name, p) for name, p in net.named_parameters() if p.requires_grad]
     missing = [name for name, p in trainable if p.grad is None]
-    _require(not missing, net, f"no gradient reaches parameters {missing}")
+    require(not missing, net, f"no gradient reaches parameters {missing}")
     bad = [name for name, p in trainable if not torch.isfinite(p.grad).all()]  # type: ignore[arg-type]
-    _require(not bad, net, f"non-finite gradients in parameters {bad}")
+    require(not bad, net, f"non-finite gradients in parameters {bad}")
+
+
+_F64 = torch.float64
