@@ -100,7 +100,9 @@ def build_approximator(
             )
         if not normalize_inputs:
             in_dim = int(observation_space.shape[0])
-            return instantiate_node("approximator", node, in_dim=in_dim, out_dim=out_dim)
+            approximator = instantiate_node("approximator", node, in_dim=in_dim, out_dim=out_dim)
+            probe_approximator(approximator, (in_dim,), out_dim, node.get("_target_"))
+            return approximator
         try:
             normalizer = BoxNormalizer.from_space(observation_space, obs_bounds)
         except ValueError as err:
@@ -108,7 +110,44 @@ def build_approximator(
     runtime: dict[str, Any] = {"in_dim": int(normalizer.dim), "out_dim": out_dim}
     if "normalizer" in parameters and normalize_inputs:
         runtime["normalizer"] = normalizer
-    return instantiate_node("approximator", node, **runtime)
+    approximator = instantiate_node("approximator", node, **runtime)
+    probe_approximator(approximator, (int(normalizer.dim),), out_dim, node.get("_target_"))
+    return approximator
+
+
+def probe_approximator(
+    approximator: nn.Module, in_shape: tuple[int, ...], out_dim: int, target: Any
+) -> None:
+    """Refuse, before any work, an approximator that breaks the ``(B, out_dim)`` contract.
+
+    One forward pass of a zero batch ``(2, *in_shape)`` must give ``(2, out_dim)``. It runs
+    in eval mode (no dropout draws, no batch-norm statistics) and leaves the module's
+    mode as it was, so training is unchanged.
+
+    Raises:
+        ConfigError: naming the approximator and the shape it gave or the error it raised.
+    """
+    parameter = next(approximator.parameters(), None)
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    was_training = approximator.training
+    approximator.eval()
+    try:
+        with torch.no_grad():
+            output = approximator(torch.zeros(2, *in_shape, dtype=dtype, device=device))
+    except Exception as err:  # the user's module may raise anything
+        raise ConfigError(
+            f"approximator ({target}): a (2, {', '.join(map(str, in_shape))}) input batch "
+            f"failed: {first_line(err)}"
+        ) from err
+    finally:
+        approximator.train(was_training)
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, out_dim):
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ConfigError(
+            f"approximator ({target}): a (2, {', '.join(map(str, in_shape))}) input batch gave "
+            f"{got}; it must give (2, {out_dim}), i.e. (B, out_dim)"
+        )
 
 
 def check_obs_bounds(bounds: Any, space: gym.spaces.Space) -> None:

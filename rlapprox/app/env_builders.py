@@ -20,6 +20,7 @@ from rlapprox.core.errors import ConfigError
 from rlapprox.envs import ModelEnv, ModelVectorEnv, make_env, make_vector_env
 from rlapprox.models.base import GenerativeModel
 from rlapprox.models.registry import MODELS, make_model
+from rlapprox.testing import check_model
 
 #: what FVI, the env wrappers and the image hooks read of a model
 MODEL_ATTRIBUTES = ("num_actions", "state_low", "state_high", "observation_space", "outcomes")
@@ -57,6 +58,10 @@ def build_model(cfg: DictConfig) -> GenerativeModel:
                 f"env.model ({node._target_}): {type(model).__name__} is no generative model: "
                 f"it lacks {', '.join(missing)} (subclass rlapprox.models.GenerativeModel)"
             )
+        try:  # a few seeded states through every method: a broken model fails before any work
+            check_model(model)
+        except (AssertionError, ValueError, TypeError, NotImplementedError) as err:
+            raise ConfigError(f"env.model ({node._target_}): {first_line(err)}") from err
         return model
     env_id = cfg.env.get("id")
     if env_id not in MODELS:

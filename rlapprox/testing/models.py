@@ -286,7 +286,7 @@ def check_model(
     - ``step``: ``next_states (B, state_dim)`` and ``rewards (B,)`` finite float64,
       ``terminated (B,)`` bool, on the states' device; inputs left alone;
     - ``outcomes`` (``num_samples`` draws for stochastic models): everything
-      :func:`~rlapprox.models.base.check_outcomes` checks (shapes ``(B * K, …)``, weights
+      :func:`~rlapprox.models.outcomes.check_outcomes` checks (shapes ``(B * K, …)``, weights
       ``(B, K)`` nonnegative and summing to 1 within the tolerance of their dtype, finite
       values), in float64 on the states' device;
     - ``step`` and ``outcomes`` are deterministic: two calls with generators seeded alike

@@ -95,6 +95,34 @@ class Powers(nn.Module):
         return torch.cat([x**k for k in range(1, self.degree + 1)], dim=1)
 '''
 
+BROKEN_PY = """
+import torch
+from torch import nn
+
+from mypkg.models import Walk
+from rlapprox.models import Outcomes
+
+
+class DoubleWalk(Walk):
+    # outcome weights that sum to 2: every backup would double the values
+
+    def outcomes(self, states, actions, num_samples=1, generator=None):
+        next_states, rewards, terminated = self.step(states, actions)
+        weights = torch.full((len(states), 1), 2.0, dtype=states.dtype, device=states.device)
+        return Outcomes(next_states, rewards, terminated, weights)
+
+
+class WrongWidth(nn.Module):
+    # claims 3 features but returns 2 columns
+
+    def __init__(self, in_dim: int, degree: int = 3):
+        super().__init__()
+        self.num_features = 3
+
+    def forward(self, x):
+        return torch.cat([x, x**2], dim=1)
+"""
+
 INIT_PY = """
 import gymnasium as gym
 
@@ -103,6 +131,7 @@ gym.register("Walk-v0", entry_point="mypkg.envs:WalkEnv", max_episode_steps=50)
 
 ENV_GYM_YAML = """
 id: mypkg:Walk-v0
+kwargs: {step: 0.1}
 model:
   _target_: mypkg.models.Walk
 obs_bounds: [[0.0, 1.0]]
@@ -136,6 +165,7 @@ def user_project(tmp_path_factory) -> Path:
         ("models.py", MODELS_PY),
         ("envs.py", ENVS_PY),
         ("features.py", FEATURES_PY),
+        ("broken.py", BROKEN_PY),
     ):
         (package / name).write_text(textwrap.dedent(text))
     for group, name, text in (
@@ -229,3 +259,33 @@ def test_the_same_parts_through_the_python_api(user_project, monkeypatch):
         config,
     )
     assert dqn.run().metrics["env_steps"] == 600
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting", "words"),
+    [
+        (["env.model._target_=mypkg.broken.DoubleWalk"], "env.model", "weights"),
+        (["approximator.features._target_=mypkg.broken.WrongWidth"], "approximator", "(2, 1)"),
+    ],
+    ids=["weights-sum-to-2", "feature-map-of-the-wrong-width"],
+)
+def test_user_objects_that_break_their_protocol_are_refused_in_one_line(
+    user_project, tmp_path, overrides, setting, words
+):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "rlapprox.train", "--config-dir", str(user_project / "conf")]
+    result = subprocess.run(
+        [*command, "algo=fvi", "env=walk", "approximator=powers", *overrides, "debug=default",
+         f"hydra.run.dir={run_dir}"],
+        capture_output=True,
+        text=True,
+        cwd=user_project,
+        env={**os.environ, "PYTHONPATH": str(user_project)},
+        timeout=300,
+    )  # fmt: skip
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert len(lines) == 1, result.stderr
+    assert setting in lines[0]
+    assert words in lines[0]
+    assert not run_dir.exists()
