@@ -6,6 +6,7 @@ regression, fitted value/Q iteration or DQN, configured with Hydra and logged to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,15 +51,21 @@ def register_envs() -> None:
             gym.register(id=env_id, **spec)
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
+def load_run(
+    run_dir: str | Path,
+    device: str | torch.device = "cpu",
+    trusted: Sequence[str] | bool = (),
+) -> LoadedRun:
     """Load a finished run: ``config``, ``approximator``, ``value``/``q_values``, ``policy``.
 
-    See :func:`rlapprox.app.loading.load_run`; imported on first use so that ``import rlapprox``
-    stays light.
+    Opening a run runs no code from it: the saved config may name only rlapprox's and torch's
+    own classes, unless you trust more (``trusted=["my_pkg"]`` for your own package, ``True``
+    for everything your own run names). See :func:`rlapprox.app.loading.load_run`; imported on
+    first use so that ``import rlapprox`` stays light.
     """
     from rlapprox.app.loading import load_run as _load_run
 
-    return _load_run(run_dir, device)
+    return _load_run(run_dir, device, trusted)
 
 
 register_envs()

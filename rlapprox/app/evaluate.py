@@ -26,6 +26,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--video", type=Path, default=None, help="record episodes here (mp4)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="PACKAGE",
+        help="let the run's saved config name code of this package (your own; repeatable)",
+    )
+    parser.add_argument(
+        "--trust-all",
+        action="store_true",
+        help="let the run name any code: only for runs you made yourself",
+    )
     return parser.parse_args(argv)
 
 
@@ -45,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from rlapprox.envs.evaluation import EVAL_SEED_OFFSET, evaluate_policy
 
     try:
-        run = load_run(args.run_dir, device=args.device)
+        run = load_run(args.run_dir, device=args.device, trusted=args.trust_all or args.trust)
     except (FileNotFoundError, ValueError, ConfigError) as err:
         _fail(str(err))
     if run.algo == "regression":

@@ -14,6 +14,7 @@ from torch import nn
 
 from rlapprox.app.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from rlapprox.app.recipes import recipe_for
+from rlapprox.app.trust import Trust, check_saved_config
 from rlapprox.models.base import GenerativeModel
 
 
@@ -68,30 +69,37 @@ class LoadedRun:
         return self.q_values(obs).argmax(dim=1)
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
+def load_run(
+    run_dir: str | Path, device: str | torch.device = "cpu", trusted: Trust = ()
+) -> LoadedRun:
     """Rebuild a finished run from its directory: config, approximator, policy and metrics.
 
     The approximator is built from the saved config by the algorithm's recipe, exactly as in
-    training, and its weights are loaded from ``checkpoint.pt`` (``weights_only``).
+    training, and its weights are loaded from ``checkpoint.pt`` (``weights_only``). Opening a
+    run runs no code from it: every ``_target_`` of the saved config must be one of
+    rlapprox's or torch's own classes (see :mod:`rlapprox.app.trust`) unless you trust it.
 
     Args:
         run_dir: a run directory holding ``checkpoint.pt`` and ``metrics.json``.
         device: where the approximator goes.
+        trusted: packages whose code the run may name (your own, e.g. ``["my_pkg"]``), or
+            ``True`` to trust every target of the run (your own run).
 
     Raises:
         FileNotFoundError: if the directory has no checkpoint.
         ValueError: if the checkpoint is not one this version reads.
-        ConfigError: if the saved config names an unknown algorithm.
+        ConfigError: if the saved config names an unknown algorithm or an untrusted target.
     """
     run_dir = Path(run_dir)
-    checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location=device)
-    cfg = OmegaConf.create(checkpoint["config"])
+    path = run_dir / CHECKPOINT_NAME
+    checkpoint = load_checkpoint(path, map_location=device)
+    cfg = check_saved_config(checkpoint["config"], str(path), trusted)
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     trained = recipe_for(cfg.algo.name).load(cfg, checkpoint["state"], torch.device(device))
     return LoadedRun(
         run_dir=run_dir,
-        config=checkpoint["config"],
+        config=OmegaConf.to_container(cfg),
         approximator=trained.approximator,
         metrics=metrics,
         model=trained.model,

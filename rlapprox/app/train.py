@@ -11,7 +11,7 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlapprox.app.checkpoint import CHECKPOINT_NAME, load_checkpoint
@@ -25,6 +25,7 @@ from rlapprox.app.cli_errors import (
 )
 from rlapprox.app.context import RunContext
 from rlapprox.app.runner import check_run_settings, run
+from rlapprox.app.trust import Trust, check_saved_config
 from rlapprox.core.errors import ConfigError, DivergenceError
 from rlapprox.loggers import NullLogger, Tags, TensorBoardLogger, write_metrics
 
@@ -56,7 +57,7 @@ def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None =
     choices = dict(choices or {})
     resume_state = None
     if cfg.get("resume"):
-        cfg, run_dir, choices, resume_state = _resumed(Path(cfg.resume))
+        cfg, run_dir, choices, resume_state = _resumed(Path(cfg.resume), cfg.get("trust"))
     check_run_settings(cfg)
     start = time.perf_counter()
     logger: TensorBoardLogger | NullLogger = (
@@ -153,18 +154,37 @@ def train_main() -> None:
             fail(f"error: {hydra_error_line(err)}")
 
 
-def _resumed(run_dir: Path) -> tuple[DictConfig, Path, dict[str, str], dict[str, Any]]:
-    """The saved config, directory, group choices and state of a run to continue in place."""
+def _resumed(run_dir: Path, trust: Any) -> tuple[DictConfig, Path, dict[str, str], dict[str, Any]]:
+    """The saved config, directory, group choices and state of a run to continue in place.
+
+    The saved config is checked like any run opened from disk (:mod:`rlapprox.app.trust`);
+    ``trust`` is the resuming command's ``trust`` setting, not the saved one.
+    """
+    path = run_dir / CHECKPOINT_NAME
     try:
-        checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME)
+        checkpoint = load_checkpoint(path)
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(f"resume: {err}") from err
     state = dict(checkpoint["state"])
     choices = dict(state.pop("choices", {}))
-    cfg = OmegaConf.create(checkpoint["config"])
+    cfg = check_saved_config(checkpoint["config"], f"resume: {path}", _trust_setting(trust))
     cfg.resume = str(run_dir)
     print(f"rlapprox: resuming {run_dir} from step {checkpoint['step']}", flush=True)
     return cfg, run_dir, choices, state
+
+
+def _trust_setting(trust: Any) -> Trust:
+    """``trust`` from the command line: a list of package names, or ``all``."""
+    if trust is None:
+        return ()
+    if trust == "all" or trust is True:
+        return True
+    names = OmegaConf.to_container(trust) if isinstance(trust, ListConfig) else trust
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ConfigError(f"trust must be a list of package names or 'all', got {trust!r}")
+    return names
 
 
 def _indent(text: str) -> str:

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -289,3 +290,36 @@ def test_user_objects_that_break_their_protocol_are_refused_in_one_line(
     assert setting in lines[0]
     assert words in lines[0]
     assert not run_dir.exists()
+
+
+def test_the_users_run_loads_when_trusted_and_is_refused_otherwise(
+    user_project, tmp_path, monkeypatch
+):
+    import rlapprox
+    from rlapprox.core.errors import ConfigError
+
+    run_dir = tmp_path / "fvi"
+    metrics = _train(
+        user_project, run_dir, "algo=fvi", "env=walk", "approximator=powers", "algo.gamma=0.9"
+    )
+    monkeypatch.syspath_prepend(str(user_project))
+    with pytest.raises(ConfigError, match=r"mypkg\.models\.Walk.*--trust mypkg"):
+        rlapprox.load_run(run_dir)
+    run = rlapprox.load_run(run_dir, trusted=["mypkg"])
+    assert run.policy(torch.zeros(2, 1)).shape == (2,)
+
+    scripts = Path(sysconfig.get_path("scripts"))
+    env = {**os.environ, "PYTHONPATH": str(user_project)}
+    refused = subprocess.run(
+        [str(scripts / "rlapprox-eval"), str(run_dir)], capture_output=True, text=True, env=env
+    )
+    assert refused.returncode == 2
+    assert "--trust mypkg" in refused.stderr
+    trusted = subprocess.run(
+        [str(scripts / "rlapprox-eval"), str(run_dir), "--trust", "mypkg"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert trusted.returncode == 0, trusted.stderr
+    assert f"{metrics['eval_return_mean']:.2f}" in trusted.stdout
