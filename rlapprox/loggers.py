@@ -9,7 +9,8 @@ import json
 import math
 import sys
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -126,27 +127,73 @@ class TensorBoardLogger:
         """Record a markdown text (rendered in TensorBoard's Text tab)."""
         self.writer.add_text(tag, text)
 
-    def hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
-        """Register hyperparameters and final metrics with the HParams plugin.
+    def hparams(
+        self,
+        hparams: Mapping[str, Any],
+        metric_tags: Sequence[str],
+        leading: Collection[str] = (),
+    ) -> None:
+        """Register hyperparameters and the run's metrics with the HParams plugin.
 
         Written into this run's own event file (``SummaryWriter.add_hparams`` would open a
-        new timestamped sub-run instead), so a sweep's runs line up in the HParams tab.
-        """
-        from torch.utils.tensorboard.summary import hparams as hparams_summaries
+        new timestamped sub-run instead), so a sweep's runs line up in the HParams tab. The
+        metrics are tags of scalars the run logs (``eval/return_mean``): the plugin shows the
+        last value of each, so no scalars are written here.
 
-        clean_hparams = {k: _hparam_value(v) for k, v in hparams.items()}
-        finite_metrics = {k: float(v) for k, v in metrics.items() if _is_finite_number(v)}
-        experiment, start, end = hparams_summaries(clean_hparams, finite_metrics)
+        Args:
+            hparams: name → value, in the order to list them; numbers, strings and bools stay
+                what they are, anything else (lists, NaN) is written as text.
+            metric_tags: the metrics' scalar tags, in the order of the tab's columns (it shows
+                the first five).
+            leading: names marked as differing between runs: TensorBoard lists those first
+                (then the rest, each part by name) and shows the first five.
+        """
+        from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+        start = plugin_data_pb2.SessionStartInfo()
+        infos = []
+        for name, raw in hparams.items():
+            value = _hparam_value(raw)
+            if isinstance(value, bool):
+                start.hparams[name].bool_value = value
+                kind = api_pb2.DATA_TYPE_BOOL
+            elif isinstance(value, int | float):
+                start.hparams[name].number_value = value
+                kind = api_pb2.DATA_TYPE_FLOAT64
+            else:
+                start.hparams[name].string_value = value
+                kind = api_pb2.DATA_TYPE_STRING
+            infos.append(api_pb2.HParamInfo(name=name, type=kind, differs=name in leading))
+        experiment = api_pb2.Experiment(
+            hparam_infos=infos,
+            metric_infos=[
+                api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metric_tags
+            ],
+        )
+        end = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS)
         file_writer = self.writer._get_file_writer()
-        for summary in (experiment, start, end):
-            file_writer.add_summary(summary)
-        for key, value in finite_metrics.items():
-            self.writer.add_scalar(key, value)
+        for tag, data in (
+            (metadata.EXPERIMENT_TAG, {"experiment": experiment}),
+            (metadata.SESSION_START_INFO_TAG, {"session_start_info": start}),
+            (metadata.SESSION_END_INFO_TAG, {"session_end_info": end}),
+        ):
+            content = plugin_data_pb2.HParamsPluginData(
+                version=metadata.PLUGIN_DATA_VERSION, **data
+            ).SerializeToString()
+            plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=content)
+            value = Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))
+            file_writer.add_summary(Summary(value=[value]))
 
     def close(self) -> None:
         """Flush and close the event file (if one was opened)."""
         if self._writer is not None:
             self._writer.close()
+
+
+#: the ETA's rate is measured over about the last RECENT_POINTS * RECENT_SPACING_S seconds
+RECENT_POINTS = 10
+RECENT_SPACING_S = 1.0
 
 
 class ProgressBar:
@@ -171,12 +218,17 @@ class ProgressBar:
         self.start = time.perf_counter()
         self._last_draw = 0.0
         self._last_decile = -1
+        # (time, done) of recent updates: the ETA follows the recent rate, so a run that slows
+        # down (another process took a core) is not promised the start's pace
+        self._recent: deque[tuple[float, int]] = deque([(self.start, 0)], maxlen=RECENT_POINTS)
 
     def update(self, done: int, **postfix: float) -> None:
         """Report ``done`` units finished, with optional named figures to show."""
         if not self.enabled:
             return
         now = time.perf_counter()
+        if now - self._recent[-1][0] >= RECENT_SPACING_S:
+            self._recent.append((now, done))
         decile = 10 * done // self.total
         if self.is_tty:
             if now - self._last_draw < 0.5 and done < self.total:
@@ -189,16 +241,22 @@ class ProgressBar:
             self.stream.write("\n")
         self.stream.flush()
 
-    def close(self) -> None:
-        """End the bar's line."""
-        if self.enabled and self.is_tty:
+    def close(self, note: str | None = None) -> None:
+        """End the bar's line, with a closing ``note`` (e.g. why it stopped early)."""
+        if not self.enabled:
+            return
+        if note:
+            self.stream.write(("  " if self.is_tty else f"{self.desc}: ") + note)
+        if self.is_tty or note:
             self.stream.write("\n")
-            self.stream.flush()
+        self.stream.flush()
 
     def _line(self, done: int, now: float, **postfix: float) -> str:
         elapsed = now - self.start
         rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 else math.inf
+        then, done_then = self._recent[0]
+        recent_rate = (done - done_then) / (now - then) if now > then else 0.0
+        eta = (self.total - done) / recent_rate if recent_rate > 0 else math.inf
         width = 24
         filled = width * min(done, self.total) // self.total
         bar = "#" * filled + "-" * (width - filled)
@@ -233,13 +291,11 @@ def _format_seconds(seconds: float) -> str:
 
 
 def _hparam_value(value: Any) -> int | float | str | bool:
-    if isinstance(value, (bool, int, float, str)):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # the tab's JSON has no NaN or infinity
+    if isinstance(value, bool | int | float | str):
         return value
     return str(value)
-
-
-def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _close_figure(figure: Any) -> None:

@@ -25,6 +25,7 @@ from rlapprox.algos.dqn_batches import crossed, phase_minibatches, target_copy_n
 from rlapprox.algos.dqn_config import DQNConfig, make_replay_buffer
 from rlapprox.algos.dqn_loop import loop_state, restore_loop, start_episodes
 from rlapprox.algos.dqn_reporting import (
+    BestSnapshot,
     DQNResult,
     check_finite,
     final_metrics,
@@ -130,6 +131,7 @@ class DQN:
         self.num_episodes = 0
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.eval_history: list[tuple[int, float]] = []
+        self.best = BestSnapshot()  # config.keep_best: the network of the best evaluation
         self._obs: np.ndarray | None = None
         self._after_autoreset = np.zeros(config.num_envs, dtype=bool)
         self.episodes = EpisodeTracker(config.num_envs)
@@ -193,7 +195,10 @@ class DQN:
                 )
                 bar.update(min(step, cfg.total_steps))
             if self._periodic(cfg.eval_every):
-                self.eval_history.append((step, float(self._evaluate(step).mean())))
+                returns = self._evaluate(step)
+                self.eval_history.append((step, float(returns.mean())))
+                if cfg.keep_best:
+                    self.best.offer(returns, step, self.q_network)
             if self._periodic(cfg.checkpoint_every) and self.on_checkpoint is not None:
                 check_finite(self._nonfinite, self.step)
                 self.on_checkpoint(step)
@@ -307,6 +312,7 @@ class DQN:
             },
             "recent_returns": list(self.recent_returns),
             "eval_history": [[step, mean] for step, mean in self.eval_history],
+            "best": self.best.state_dict(),
             "rng": self.rng.bit_generator.state,
             "torch_generator": self.generator.get_state(),
             "n_step": self.n_step.state_dict(),
@@ -344,6 +350,7 @@ class DQN:
         self.num_episodes = int(counters["num_episodes"])
         self.recent_returns = deque(state["recent_returns"], maxlen=100)
         self.eval_history = [(int(step), float(mean)) for step, mean in state["eval_history"]]
+        self.best.load_state_dict(state.get("best"))
         self.rng.bit_generator.state = state["rng"]
         self.generator.set_state(state["torch_generator"])
         self._updates_at_sync = -1  # the next sync copies, as the saved run's did or was a no-op
@@ -388,12 +395,22 @@ class DQN:
     def _finish(self, wall_time: float, start_step: int) -> DQNResult:
         """Final greedy evaluation, metrics and checkpoint."""
         check_finite(self._nonfinite, self.step)
-        final_returns = self._evaluate(self.step)
+        final_returns = self.evaluate_returns()
         self.eval_history.append((self.step, float(final_returns.mean())))
+        if self.config.keep_best:  # end with the best evaluated network (maybe this one)
+            self.best.offer(final_returns, self.step, self.q_network)
+            self.q_network.load_state_dict(self.best.weights)
+            final_returns = self.best.returns
+        # the last logged evaluation and images are those of the network the run ends with
+        log_returns(self.logger, final_returns, self.step)
+        if self.on_evaluate is not None:
+            self.on_evaluate(self.step)
         sps = (self.step - start_step) / wall_time if wall_time > 0 else 0.0
         metrics = final_metrics(
             self.step, final_returns, self.num_episodes, self.recent_returns, self.num_updates, sps
         )
+        if self.config.keep_best:
+            metrics["best_eval_step"] = int(self.best.step)
         if self.on_checkpoint is not None:
             self.on_checkpoint(self.step)
         return DQNResult(metrics=metrics, eval_history=list(self.eval_history))

@@ -56,6 +56,9 @@ class DQNConfig:
             end).
         save_replay: whether :meth:`DQN.state_dict` holds the replay buffer (needed for an
             exact resume; large for image observations).
+        keep_best: end with the Q-network of the best greedy evaluation (every
+            ``eval_every`` steps and at the end; ties to the later), as SB3's
+            ``EvalCallback`` best model, instead of the last one.
     """
 
     total_steps: int = 50_000
@@ -85,6 +88,7 @@ class DQNConfig:
     n_step: int = 1
     checkpoint_every: int = 10_000
     save_replay: bool = True
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         """Check every field; errors name the field and what is allowed."""
@@ -98,7 +102,7 @@ class DQNConfig:
             raise ValueError(
                 f"buffer_size ({self.buffer_size}) must be >= batch_size ({self.batch_size})"
             )
-        for name in ("double_dqn", "prioritized", "save_replay"):
+        for name in ("double_dqn", "prioritized", "save_replay", "keep_best"):
             check_bool(name, getattr(self, name))
         check_range("gamma", self.gamma, low=0.0, high=1.0, low_inclusive=False)
         check_range("tau", self.tau, low=0.0, high=1.0, low_inclusive=False)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -148,3 +151,44 @@ def final_metrics(
         "gradient_steps_done": num_updates,
         "sps": sps,
     }
+
+
+class BestSnapshot:
+    """The Q-network of the best greedy evaluation so far (``DQNConfig.keep_best``).
+
+    Like SB3's ``EvalCallback`` best model: a DQN's last network is often not its best
+    (CartPole's greedy return can fall from 500 to 100 in the last few thousand steps), so the
+    run can end with the weights that evaluated best. Ties go to the later evaluation.
+    """
+
+    def __init__(self) -> None:
+        self.mean = -math.inf
+        self.step: int | None = None
+        self.returns: np.ndarray | None = None
+        self.weights: dict[str, torch.Tensor] | None = None
+
+    def offer(self, returns: np.ndarray, step: int, network: nn.Module) -> None:
+        """Keep ``network``'s weights if its greedy ``returns`` are the best so far."""
+        mean = float(np.mean(returns))
+        if mean >= self.mean:
+            self.mean, self.step, self.returns = mean, step, np.array(returns)
+            self.weights = {k: v.detach().clone() for k, v in network.state_dict().items()}
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The snapshot for a checkpoint (``None`` before any evaluation)."""
+        if self.weights is None or self.returns is None:
+            return None
+        return {
+            "mean": self.mean,
+            "step": self.step,
+            "returns": torch.from_numpy(self.returns),
+            "weights": self.weights,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any] | None) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        if state is None:
+            return
+        self.mean, self.step = float(state["mean"]), int(state["step"])
+        self.returns = state["returns"].numpy().copy()
+        self.weights = dict(state["weights"])

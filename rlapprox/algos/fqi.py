@@ -187,8 +187,10 @@ class FittedQIteration:
             if cfg.eval_every and iteration % cfg.eval_every == 0 and self.eval_env_fn is not None:
                 log_returns(self.logger, self.evaluate_returns(), iteration)
             if float(change) < cfg.tolerance:
+                bar.close(f"converged at iteration {iteration} (Q changed < tolerance)")
                 break
-        bar.close()
+        else:
+            bar.close()
         metrics: dict[str, float | int | bool] = {
             "iterations": iteration,
             "bellman_residual": float(residual.max()),

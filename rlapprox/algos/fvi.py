@@ -300,7 +300,11 @@ class FittedValueIteration:
             if change_value < cfg.tolerance:
                 converged = True
                 break
-        bar.close()
+        bar.close(
+            f"converged at iteration {iteration} (values changed < tolerance)"
+            if converged
+            else None
+        )
         fit_time = time.perf_counter() - start
         if iteration % cfg.log_every:  # the last iteration was not logged yet
             self._log_iteration(iteration, residual, change, targets, history)

@@ -267,14 +267,25 @@ def build_device(cfg: DictConfig) -> torch.device:
         raise ConfigError(str(err)) from err
 
 
-def set_threads(threads: Any) -> None:
-    """Set torch's CPU thread count; ``None`` leaves the process's setting as it is."""
+def set_threads(threads: Any, auto: int | None = None) -> None:
+    """Set torch's CPU thread count.
+
+    Args:
+        threads: ``None`` leaves the process's setting as it is; ``"auto"`` takes ``auto``
+            (the recipe's choice; ``None`` leaves it); an integer >= 1 sets it.
+        auto: the thread count ``"auto"`` means for this run's algorithm.
+
+    Raises:
+        ConfigError: for anything else.
+    """
+    if threads == "auto":
+        threads = auto
     if threads is None:
         return
     try:
         torch.set_num_threads(check_positive_int("threads", threads))
     except ValueError as err:
-        raise ConfigError(f"{err} (or null for torch's setting)") from err
+        raise ConfigError(f"{err} (or auto, or null for torch's setting)") from err
 
 
 def build_algo_config(cfg: DictConfig, config_class: type, builder_keys: Sequence[str]) -> Any:

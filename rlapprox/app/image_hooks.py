@@ -1,7 +1,9 @@
 """Image hooks that read the config: value images over a state slice, linear weights, fits.
 
 The pictures themselves are drawn by :mod:`rlapprox.viz`; this module picks the slice from
-``env.slice_dims``/``env.slice_at`` and the axis names from the env's model.
+``env.slice_dims``/``env.slice_at``, the axis names from the env's model and the action names
+(the greedy-action maps' colour bars, the weight plots' panels) from the model too, else from
+``env.discrete_actions``' levels, else ``a0``, ``a1``, ….
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from rlapprox.algos import FittedValueIteration
-from rlapprox.app.env_builders import build_model, env_name, has_model
+from rlapprox.app.env_builders import build_env, build_model, env_name, has_model
 from rlapprox.approximators import BoxNormalizer
 from rlapprox.core.errors import ConfigError
 from rlapprox.data import RegressionData
+from rlapprox.envs import DiscretizeActions
 from rlapprox.loggers import NullLogger, ScalarLogger, Tags
-from rlapprox.models.base import GenerativeModel
+from rlapprox.models.base import GenerativeModel, control_name
 from rlapprox.viz import (
     StateSlice,
     StepCallback,
@@ -74,6 +77,7 @@ def value_images(
             q_values=lambda states: fvi.q_values(model.observe(states)),
             subject=subject,
             step_name="iteration",
+            action_names=action_names(cfg, model, model.num_actions),
         )
     inputs_are_states = fvi.config.value_inputs == "states"
     input_names = (
@@ -112,6 +116,8 @@ def q_images(
     state_slice, observe = _q_slice(cfg, model, space)
     names = observation_names(model, space)
     subject = f"on {env_name(cfg)}"
+    num_actions = int(getattr(q_network, "out_dim", 0))  # 0: unknown, numbered by the figures
+    actions = action_names(cfg, model, num_actions) if num_actions else None
     values = None
     if state_slice is not None:
         values = value_image_logger(
@@ -120,13 +126,13 @@ def q_images(
             q_values=network_q_of_states(q_network, observe, device),
             subject=subject,
             step_name=step_name,
+            action_names=actions,
         )
-    num_actions = getattr(q_network, "out_dim", 0)
     weights = linear_weights_logger(
         q_network,
         logger,
         input_names=names,
-        output_names=[f"action {a}" for a in range(num_actions)],
+        output_names=actions,
         subject=subject,
         step_name=step_name,
     )
@@ -148,6 +154,32 @@ def _q_slice(
         return None, lambda states: states
     names = observation_names(model, space)
     return image_slice(cfg, names, box.low, box.high), lambda states: states
+
+
+def action_names(
+    cfg: DictConfig, model: GenerativeModel | None, num_actions: int
+) -> tuple[str, ...]:
+    """A name per action: the model's, else the levels of ``env.discrete_actions``, else ``a<i>``.
+
+    The model's :attr:`~rlapprox.models.GenerativeModel.action_names` (``"push left"``, …)
+    count only where they name ``num_actions`` actions; an env without a model whose
+    continuous actions are split by ``env.discrete_actions`` names each action by its
+    control (``"−2"``, or ``"(−1, 0.5)"`` for several dimensions).
+    """
+    names = tuple(getattr(model, "action_names", ()) or ())
+    if len(names) == num_actions:
+        return tuple(str(name) for name in names)
+    if model is None and cfg.env.get("discrete_actions") is not None:
+        env = build_env(cfg)
+        try:
+            wrapper: Any = env
+            while wrapper is not None and not isinstance(wrapper, DiscretizeActions):
+                wrapper = getattr(wrapper, "env", None)
+            if wrapper is not None and len(wrapper.grid) == num_actions:
+                return tuple(control_name(row) for row in wrapper.grid.tolist())
+        finally:
+            env.close()
+    return tuple(f"a{a}" for a in range(num_actions))
 
 
 def observation_names(model: GenerativeModel | None, space: gym.spaces.Space) -> tuple[str, ...]:

@@ -33,11 +33,11 @@ def check_run_settings(cfg: DictConfig) -> None:
     except ValueError as err:
         raise ConfigError(str(err)) from err
     build_device(cfg)
-    if cfg.get("threads") is not None:
+    if cfg.get("threads") not in (None, "auto"):
         try:
             check_positive_int("threads", cfg.threads)
         except ValueError as err:
-            raise ConfigError(f"{err} (or null for torch's setting)") from err
+            raise ConfigError(f"{err} (or auto, or null for torch's setting)") from err
 
 
 def run(cfg: DictConfig, context: RunContext) -> RunOutcome:
@@ -53,7 +53,7 @@ def run(cfg: DictConfig, context: RunContext) -> RunOutcome:
         raise ConfigError(
             f"resume: only algo=dqn runs can be resumed, this one is algo={recipe.name}"
         )
-    set_threads(cfg.get("threads"))
+    set_threads(cfg.get("threads"), recipe.auto_threads)
     try:
         flush = check_bool("flush_denormal", cfg.get("flush_denormal", False))
     except ValueError as err:

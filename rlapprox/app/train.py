@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,20 @@ from rlapprox.app.cli_errors import (
     remove_unused_run_dir,
 )
 from rlapprox.app.context import RunContext
+from rlapprox.app.hparams import run_overrides, write_hparams
 from rlapprox.app.runner import check_run_settings, run
+from rlapprox.app.summary import summary_lines
 from rlapprox.app.trust import Trust, check_saved_config
 from rlapprox.core.errors import ConfigError, DivergenceError
 from rlapprox.loggers import NullLogger, Tags, TensorBoardLogger, write_metrics
 
 
-def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = None) -> dict:
+def train(
+    cfg: DictConfig,
+    run_dir: str | Path,
+    choices: dict[str, str] | None = None,
+    overrides: Sequence[str] | None = None,
+) -> dict:
     """Run one training job from a composed config and write its outputs to ``run_dir``.
 
     Writes TensorBoard event files (when ``logger.tensorboard``), ``checkpoint.pt`` and
@@ -43,6 +50,8 @@ def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None =
             it continues in its own directory instead.
         choices: the chosen option of each config group, e.g. ``{"approximator": "mlp"}``;
             recorded in ``metrics.json`` and the HParams tab.
+        overrides: the ``key=value`` overrides that tell this run apart (a multirun's swept
+            ones, a single run's command line): the HParams tab lists their keys first.
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -86,14 +95,12 @@ def train(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None =
         context.save_checkpoint(cfg, outcome.state, outcome.step)
         write_metrics(run_dir, metrics)
         if isinstance(logger, TensorBoardLogger):
-            numeric = {f"hparams/{k}": v for k, v in metrics.items()}
-            logger.hparams(build_hparams(cfg, choices), numeric)
+            typed = overrides if resume_state is None else None  # a resumed run's are not known
+            write_hparams(logger, cfg, choices, metrics, outcome.step, typed)
     finally:
         if isinstance(logger, TensorBoardLogger):
             logger.close()
-    print(
-        f"rlapprox: done in {metrics['wall_time_s']:.1f} s; metrics in {run_dir / 'metrics.json'}"
-    )
+    print("\n".join(summary_lines(metrics, run_dir)), flush=True)
     return metrics
 
 
@@ -106,35 +113,14 @@ def config_dir() -> Path:
     return package.parent / "configs"
 
 
-def build_hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, Any]:
-    """Flat hyperparameters of a run for TensorBoard's HParams tab."""
-    flat: dict[str, Any] = {"seed": cfg.seed}
-    flat.update({group: choice for group, choice in choices.items() if choice})
-    for group in ("algo", "approximator", "optimizer"):
-        container = OmegaConf.to_container(cfg[group], resolve=True)
-        for key, value in _flatten(container, prefix=group):
-            if not key.endswith("_target_") and not key.endswith("_partial_"):
-                flat[key] = value
-    return flat
-
-
-def _flatten(node: Any, prefix: str) -> Iterable[tuple[str, Any]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _flatten(value, f"{prefix}.{key}")
-    elif isinstance(node, list):
-        yield prefix, str(node)
-    elif node is not None:
-        yield prefix, node
-
-
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def _hydra_train(cfg: DictConfig) -> dict:
     hydra_cfg = HydraConfig.get()
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
     output_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = run_overrides(hydra_cfg)
     try:
-        return train(cfg, output_dir, choices)
+        return train(cfg, output_dir, choices, overrides)
     except (ConfigError, OmegaConfBaseException) as err:
         resumed = cfg.get("resume")
         if not resumed or Path(resumed).resolve() != output_dir.resolve():

@@ -77,6 +77,7 @@ class AcrobotModel(GenerativeModel):
     num_actions = 3
     max_episode_steps = 500
     state_names = ("theta1", "theta2", "dtheta1", "dtheta2")
+    action_names = ("torque \N{MINUS SIGN}1", "torque 0", "torque +1")
     reset_bound = 0.1
 
     def __init__(

@@ -55,6 +55,7 @@ class ActionRepeat(GenerativeModel):
         self.state_high = model.state_high
         self.max_episode_steps = model.max_episode_steps
         self.state_names = model.state_names
+        self.action_names = model.action_names
 
     def step(
         self,

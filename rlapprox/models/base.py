@@ -22,8 +22,8 @@ Everything else has a default you may override:
 - ``initial_states(n, generator)``: :meth:`~GenerativeModel.sample_states`, uniform over the
   state box;
 - ``sample_states(n, generator)``: uniform over ``[state_low, state_high]``;
-- ``state_dim``: ``len(state_low)``; ``state_names``: ``("s0", "s1", ...)``; ``env_id``: the
-  class name;
+- ``state_dim``: ``len(state_low)``; ``state_names``: ``("s0", "s1", ...)``;
+  ``action_names``: ``("a0", "a1", ...)``; ``env_id``: the class name;
 - ``observation_space``: a float32 ``Box``, the state box, or with your own ``observe`` the
   range of its observations over that box (estimated from the corners and 1024 seeded states,
   widened by 1% of the range on each side: set it yourself where you know the bounds);
@@ -75,6 +75,8 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import gymnasium as gym
 import torch
 
@@ -85,6 +87,22 @@ __all__ = ["GenerativeModel", "Outcomes"]
 
 _OBSERVATION_PROBES = 1024  # states observed to estimate a default observation_space
 _OBSERVATION_MARGIN = 0.01  # and the fraction of their range it is widened by on each side
+
+
+def number_name(value: float) -> str:
+    """A number as an action's name: 3 significant digits and a real minus sign (``"−0.5"``).
+
+    Below 1e-9 in size it is ``"0"``: the rounding of an evenly spaced grid's middle level.
+    """
+    if abs(float(value)) < 1e-9:
+        return "0"
+    return f"{float(value):.3g}".replace("-", "\N{MINUS SIGN}")
+
+
+def control_name(control: Sequence[float]) -> str:
+    """A discretised continuous action as a name: ``"−2"``, or ``"(−1, 0.5)"`` in several dims."""
+    names = [number_name(value) for value in control]
+    return names[0] if len(names) == 1 else f"({', '.join(names)})"
 
 
 def _overrides(cls: type, name: str) -> bool:
@@ -116,6 +134,8 @@ class GenerativeModel:
         max_episode_steps: the env's time limit (episodes are truncated there); default 200.
         state_names: one short name per state dimension (axis labels of value images);
             default ``("s0", "s1", ...)``.
+        action_names: one short name per action (colour-bar labels of greedy-action maps);
+            default ``("a0", "a1", ...)``.
         stochastic: whether :meth:`step` draws randomness (then expectations need samples).
     """
 
@@ -160,6 +180,21 @@ class GenerativeModel:
     @state_names.setter
     def state_names(self, value: tuple[str, ...]) -> None:
         self.__dict__["_state_names"] = value
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        """One short name per action (labels of greedy-action maps); ``("a0", "a1", ...)``."""
+        if "_action_names" in self.__dict__:
+            return self.__dict__["_action_names"]
+        return tuple(f"a{i}" for i in range(self.num_actions))
+
+    @action_names.setter
+    def action_names(self, value: tuple[str, ...]) -> None:
+        names = tuple(str(name) for name in value)
+        num_actions = getattr(self, "num_actions", None)
+        if num_actions is not None and len(names) != num_actions:
+            raise ValueError(f"action_names must name all {num_actions} actions, got {names}")
+        self.__dict__["_action_names"] = names
 
     @property
     def env_id(self) -> str:

@@ -62,6 +62,7 @@ class CartPoleModel(GenerativeModel):
     num_actions = 2
     max_episode_steps = 500
     state_names = ("x", "x_dot", "theta", "theta_dot")
+    action_names = ("push left", "push right")
     reset_bound = 0.05
     max_x_dot = 3.0
     max_theta_dot = 3.5

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from rlapprox.core.validation import check_positive_int, check_range
-from rlapprox.models.base import GenerativeModel
+from rlapprox.models.base import GenerativeModel, control_name
 
 LQR_ENV_ID = "rlapprox/LQR-v0"
 """The Gymnasium id of the LQR env (:class:`rlapprox.envs.LQREnv`)."""
@@ -98,6 +98,7 @@ class LQRModel(GenerativeModel):
     Attributes:
         A, B, Q, R: the system matrices, float64 CPU tensors.
         action_values: ``(num_actions, m)`` float64 controls of the discrete actions.
+        action_names: the controls as text, ``"−1.5"`` (``"(−1.5, 0)"`` for ``m > 1``).
         action_bound: the bound actually used.
 
     Examples:
@@ -171,6 +172,7 @@ class LQRModel(GenerativeModel):
         axis = torch.linspace(-self.action_bound, self.action_bound, levels, dtype=_F64)
         mesh = torch.meshgrid(*[axis] * m, indexing="ij")
         self.action_values = torch.stack([g.flatten() for g in mesh], dim=1)
+        self.action_names = tuple(control_name(row) for row in self.action_values.tolist())
 
     # --- default systems ---------------------------------------------------------------------
 

@@ -88,6 +88,8 @@ def random_mdp(
 
 #: gridworld actions: (row, column) moves of up, right, down, left
 GRID_MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))
+#: and their names (:attr:`TabularMDP.action_names`)
+GRID_ACTION_NAMES = ("up", "right", "down", "left")
 
 
 def _cells(name: str, cells: Iterable[Any], height: int, width: int) -> list[tuple[int, int]]:
@@ -196,4 +198,5 @@ def gridworld(
         terminal=[index[cell] for cell in goals],
         initial_distribution=initial,
         observations=observations,
+        action_names=GRID_ACTION_NAMES,
     )

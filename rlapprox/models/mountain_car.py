@@ -30,7 +30,8 @@ class MountainCarModel(GenerativeModel):
     Observation: the state itself, ``(position, velocity)`` in
     ``[-1.2, 0.6] × [-0.07, 0.07]``.
 
-    Actions: 0 accelerate left, 1 don't accelerate, 2 accelerate right.
+    Actions: 0 accelerate left, 1 don't accelerate, 2 accelerate right (:attr:`action_names`
+    ``"push left"``, ``"no push"``, ``"push right"``).
 
     Reward: -1 on every step, the terminating one included.
 
@@ -54,6 +55,7 @@ class MountainCarModel(GenerativeModel):
     num_actions = 3
     max_episode_steps = 200
     state_names = ("position", "velocity")
+    action_names = ("push left", "no push", "push right")
     reset_low = -0.6
     reset_high = -0.4
 

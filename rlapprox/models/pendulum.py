@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from rlapprox.core.validation import check_positive_int
-from rlapprox.models.base import GenerativeModel
+from rlapprox.models.base import GenerativeModel, number_name
 
 
 def angle_normalize(x: torch.Tensor) -> torch.Tensor:
@@ -40,7 +40,8 @@ class PendulumModel(GenerativeModel):
 
     Actions: action ``a`` applies torque :attr:`torques` ``[a]``, ``num_torques`` evenly
     spaced levels from ``-max_torque`` to ``max_torque`` (Gymnasium's action is continuous;
-    pass it ``np.array([torques[a]], dtype=np.float32)`` to reproduce a step).
+    pass it ``np.array([torques[a]], dtype=np.float32)`` to reproduce a step), named by the
+    torque (:attr:`action_names`: ``"−2"``, ``"−1"``, ``"0"``, ``"1"``, ``"2"``).
 
     Reward: from the state before the step,
     :math:`-(\operatorname{angle\_normalize}(\theta)^2 + 0.1\,\dot\theta^2 + 0.001\,u^2)`,
@@ -86,6 +87,7 @@ class PendulumModel(GenerativeModel):
         self.torques = torch.linspace(
             -self.max_torque, self.max_torque, num_torques, dtype=torch.float64
         )
+        self.action_names = tuple(number_name(torque) for torque in self.torques.tolist())
         high = np.array([1.0, 1.0, self.max_speed], dtype=np.float32)
         self.observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
         self.state_high = torch.tensor([math.pi, self.max_speed], dtype=torch.float64)

@@ -103,6 +103,7 @@ class TabularMDP:
             (``None``: uniform over the non-terminal states).
         observations: what an env would show in each state, ``(S, obs_dim)``, e.g.
             coordinates (``None``: :class:`TabularModel` shows one-hot vectors).
+        action_names: ``A`` short names of the actions (``None``: ``("a0", "a1", ...)``).
 
     Attributes:
         transitions: ``(S, A, S)`` float64 tensor.
@@ -137,6 +138,7 @@ class TabularMDP:
         *,
         initial_distribution: Any = None,
         observations: Any = None,
+        action_names: Any = None,
     ) -> None:
         given = torch.as_tensor(transitions)
         transitions = given.to("cpu", _F64).clone()
@@ -159,6 +161,7 @@ class TabularMDP:
             "initial_distribution", initial_distribution, self.terminal
         )
         self.observations = self._checked_observations(observations)
+        self.action_names = tuple(map(str, action_names or [f"a{a}" for a in range(num_actions)]))
 
     def _checked_transitions(self, transitions: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         live = transitions[~self.terminal]
@@ -341,6 +344,7 @@ class TabularModel(GenerativeModel):
         self.env_id = env_id
         self.state_dim = 1
         self.num_actions = mdp.num_actions
+        self.action_names = mdp.action_names
         table = mdp.observations if observations is None else observations
         self.observations = None if table is None else mdp._checked_observations(table)
         if self.observations is None:

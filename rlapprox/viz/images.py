@@ -3,8 +3,9 @@
 A :class:`StateSlice` is a plane through a box of states: two state variables vary over their
 ranges and the others stay fixed (over a 2-D state space it is the whole space). The loggers
 made here draw a run's functions on such a plane — U(s), max_a Q(s, a) and the greedy action
-as heat maps — and a linear approximator's weights per basis function, and hand the figures
-to a :class:`~rlapprox.loggers.ScalarLogger` when called with a step.
+(its colour bar naming the actions) as heat maps — and a linear approximator's weights (over
+the grid of a grid basis, else per basis function), and hand the figures to a
+:class:`~rlapprox.loggers.ScalarLogger` when called with a step.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import torch
 from torch import nn
 
 from rlapprox.approximators.linear import LinearApproximator
+from rlapprox.approximators.normalization import BoxNormalizer
+from rlapprox.features.multilinear import MultilinearBasis
+from rlapprox.features.rbf import RBFBasis
 from rlapprox.loggers import ScalarLogger, Tags
-from rlapprox.viz.plots import linear_weights_figure, value_heatmap
+from rlapprox.viz.plots import grid_weights_figure, linear_weights_figure, value_heatmap
 
 StepCallback = Callable[[int], None]
 """Called with the iteration or env step at which images are due."""
@@ -181,6 +185,7 @@ def value_image_logger(
     subject: str = "",
     step_name: str = "step",
     points: int = 101,
+    action_names: Sequence[str] | None = None,
 ) -> StepCallback:
     """A callback drawing U(s), max_a Q(s, a) and the greedy action over a state slice.
 
@@ -198,9 +203,13 @@ def value_image_logger(
         subject: follows the function's name in titles (``"on CartPole-v1"``).
         step_name: what the step counts (``"iteration"``, ``"env step"``).
         points: grid points per axis.
+        action_names: a name per action for the greedy action's colour bar (``"push left"``,
+            …; a model's :attr:`~rlapprox.models.GenerativeModel.action_names`); ``None``
+            numbers them.
 
     Raises:
-        ValueError: with neither ``value`` nor ``q_values``.
+        ValueError: with neither ``value`` nor ``q_values``, or when the greedy action is
+            drawn with ``action_names`` that do not name every action.
     """
     if value is None and q_values is None:
         raise ValueError("value_image_logger needs value, q_values or both")
@@ -211,7 +220,7 @@ def value_image_logger(
     fixed = "" if whole else f"\nslice at {state_slice.describe_fixed()}"
 
     def heatmap(values: torch.Tensor, name: str, step: int, **kwargs: object) -> object:
-        title = f"{name} {subject}, {step_name} {step}".replace("  ", " ") + fixed
+        title = _title(name, subject, step_name, step) + fixed
         return value_heatmap(
             values.reshape(points, points),
             *state_slice.axis_ranges,
@@ -233,7 +242,7 @@ def value_image_logger(
         if q is not None:
             figure = heatmap(
                 q.argmax(dim=1), "greedy action", step,
-                colorbar_label="action", num_levels=q.shape[1],
+                colorbar_label="action", num_levels=q.shape[1], level_names=action_names,
             )  # fmt: skip
             logger.figure(action_tag, figure, step)
 
@@ -275,17 +284,23 @@ def linear_weights_logger(
     subject: str = "",
     step_name: str = "step",
 ) -> StepCallback | None:
-    """A callback plotting a linear approximator's weights per basis function.
+    """A callback plotting a linear approximator's weights.
 
-    The features are named by their map (:meth:`~rlapprox.features.FeatureMap.feature_names`:
-    ``sin(2πx0)``, ``cos(π(1x0+2x1))``, ``rbf(3,5)``) and the figure goes to
-    :attr:`Tags.FIGURE_WEIGHTS`.
+    A basis on a 1-D or 2-D grid (:class:`~rlapprox.features.MultilinearBasis`, a full-grid
+    :class:`~rlapprox.features.RBFBasis`) has its weights drawn over the grid, in the inputs'
+    own units where the approximator scales them with a
+    :class:`~rlapprox.approximators.BoxNormalizer` (:func:`grid_weights_figure`). Any other
+    basis gets a bar per basis function, named by its map
+    (:meth:`~rlapprox.features.FeatureMap.feature_names`: ``sin(2πx0)``, ``cos(π(1x0+2x1))``,
+    ``rbf(3,5)``), or for more than 60 functions the 30 with the largest ``|weight|``
+    (:func:`linear_weights_figure`). The figure goes to :attr:`Tags.FIGURE_WEIGHTS`.
 
     Args:
         approximator: any module; only a :class:`LinearApproximator` gets a callback.
         logger: receives the figures.
-        input_names: what the inputs ``x0``, ``x1``, … are (noted under the plot).
-        output_names: one label per output (``"U(s)"``, ``"action 0"``, …).
+        input_names: what the inputs ``x0``, ``x1``, … are (the grid's axes, or noted under
+            the plot).
+        output_names: one label per output (``"U(s)"``, ``"push left"``, …).
         subject: follows "linear weights" in the title.
         step_name: what the step counts.
 
@@ -295,6 +310,7 @@ def linear_weights_logger(
     if not isinstance(approximator, LinearApproximator):
         return None
     features = approximator.features
+    grid = weight_grid(approximator, input_names)
     # a user's own feature map may name nothing: its features are then numbered
     name_features = getattr(features, "feature_names", None)
     feature_names = (
@@ -313,13 +329,65 @@ def linear_weights_logger(
         linear = approximator.linear
         weights = linear.weight.detach().T.cpu().double()  # (num_features, out_dim)
         bias = linear.bias.detach().cpu().double() if linear.bias is not None else None
-        title = f"linear weights {subject}, {step_name} {step}".replace("  ", " ")
-        figure = linear_weights_figure(
-            weights, feature_names, title, output_names=output_names, bias=bias, note=note
-        )
+        title = _title("linear weights", subject, step_name, step)
+        if grid is not None:
+            figure = grid_weights_figure(
+                weights, grid[0], grid[1], title, output_names=output_names, bias=bias
+            )
+        else:
+            figure = linear_weights_figure(
+                weights, feature_names, title, output_names=output_names, bias=bias, note=note
+            )
         logger.figure(Tags.FIGURE_WEIGHTS, figure, step)
 
     return log_weights
+
+
+def weight_grid(
+    approximator: LinearApproximator, input_names: Sequence[str] | None = None
+) -> tuple[list[torch.Tensor], list[str]] | None:
+    """The grid a linear approximator's weights sit on: its axes' coordinates and names.
+
+    Args:
+        approximator: the linear approximator.
+        input_names: a name per input (``None``: ``x``, or ``x0``, ``x1``).
+
+    Returns:
+        For a :class:`~rlapprox.features.MultilinearBasis` (its vertices) or a full-grid
+        :class:`~rlapprox.features.RBFBasis` (its centres) on one or two inputs: one
+        coordinate tensor per axis, in the inputs' units where the approximator's normaliser
+        is a :class:`~rlapprox.approximators.BoxNormalizer` (else in the unit box), and the
+        axes' names. ``None`` for any other basis.
+    """
+    features = approximator.features
+    in_dim = getattr(features, "in_dim", None)
+    if in_dim not in (1, 2):
+        return None
+    if isinstance(features, MultilinearBasis):
+        points = features.points_per_dim
+        vertices = features.vertices(torch.float64).cpu().reshape(*[points] * in_dim, in_dim)
+        axes = [vertices[:, 0]] if in_dim == 1 else [vertices[:, 0, 0], vertices[0, :, 1]]
+    elif isinstance(features, RBFBasis) and features.coupling == "full":
+        axes = [features.centers(torch.float64).cpu()] * in_dim
+    else:
+        return None
+    if input_names is not None and len(input_names) == in_dim:
+        names = [str(name) for name in input_names]
+    else:
+        names = ["x"] if in_dim == 1 else [f"x{j}" for j in range(in_dim)]
+    normalizer = approximator.normalizer
+    if isinstance(normalizer, BoxNormalizer) and normalizer.dim == in_dim:
+        low = normalizer.low.detach().cpu().double()
+        high = normalizer.high.detach().cpu().double()
+        axes = [low[j] + axis * (high[j] - low[j]) for j, axis in enumerate(axes)]
+    else:
+        names = [f"{name} (in [0, 1])" for name in names]
+    return axes, names
+
+
+def _title(name: str, subject: str, step_name: str, step: int) -> str:
+    """``"U(s) on MountainCar-v0, iteration 7"`` (``"U(s), iteration 7"`` without a subject)."""
+    return f"{' '.join(part for part in (name, subject) if part)}, {step_name} {step}"
 
 
 def chain(*callbacks: StepCallback | None) -> StepCallback | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,7 @@ def value_heatmap(
     title: str,
     colorbar_label: str = "U(s)",
     num_levels: int | None = None,
+    level_names: Sequence[str] | None = None,
 ) -> Figure:
     """A heat map of a function on a 2-D grid, with labelled axes and a colour bar.
 
@@ -89,29 +91,66 @@ def value_heatmap(
         y_label: name of the vertical state variable.
         title: the figure title (say which iteration or step).
         colorbar_label: what the colours mean.
-        num_levels: for integer-valued maps (greedy actions), the number of discrete colours.
+        num_levels: for integer-valued maps (greedy actions), the number of discrete colours:
+            up to 10 distinct ones (``tab10``), more as an ordered scale (``viridis``, for
+            discretised continuous actions).
+        level_names: a name per level for the colour bar's ticks (``"push left"``, …);
+            ``None`` numbers them. Beyond :data:`MAX_LEVEL_TICKS` levels about that many
+            evenly spaced ones are labelled.
+
+    Raises:
+        ValueError: for ``level_names`` without ``num_levels`` names.
     """
+    if level_names is not None and (num_levels is None or len(level_names) != num_levels):
+        raise ValueError(
+            f"level_names must name each of the {num_levels} levels, got {list(level_names)}"
+        )
     figure = new_figure(6.0, 4.5)
     axes = figure.add_subplot()
     discrete = num_levels is not None
+    cmap = "viridis"
+    if num_levels is not None:
+        cmap = plt_colormap("tab10" if num_levels <= 10 else "viridis", num_levels)
     image = axes.imshow(
         values.detach().cpu().double().T.numpy(),
         origin="lower",
         aspect="auto",
         extent=(x_range[0], x_range[1], y_range[0], y_range[1]),
-        cmap=plt_colormap("tab10", num_levels) if discrete else "viridis",
+        cmap=cmap,
         vmin=-0.5 if discrete else None,
         vmax=num_levels - 0.5 if discrete else None,
         interpolation="nearest",
     )
     colorbar = figure.colorbar(image, ax=axes, label=colorbar_label)
-    if discrete:
-        colorbar.set_ticks(range(num_levels))
+    if num_levels is not None:
+        ticks = level_ticks(num_levels)
+        names = level_names or [str(level) for level in range(num_levels)]
+        colorbar.set_ticks(ticks, labels=[names[level] for level in ticks])
     axes.set_xlabel(x_label)
     axes.set_ylabel(y_label)
     axes.set_title(title)
     figure.tight_layout()
     return figure
+
+
+#: most colour-bar ticks a greedy-action map labels (beyond, evenly spaced ones)
+MAX_LEVEL_TICKS = 12
+
+
+def level_ticks(num_levels: int) -> list[int]:
+    """The levels whose names a colour bar shows: all, or about 10 evenly spaced ones.
+
+    Example:
+        >>> level_ticks(3), level_ticks(101)[:3], level_ticks(101)[-1]
+        ([0, 1, 2], [0, 10, 20], 100)
+    """
+    if num_levels <= MAX_LEVEL_TICKS:
+        return list(range(num_levels))
+    step = math.ceil((num_levels - 1) / 10)
+    ticks = list(range(0, num_levels, step))
+    if ticks[-1] != num_levels - 1:
+        ticks.append(num_levels - 1)
+    return ticks
 
 
 def linear_weights_figure(
@@ -121,12 +160,17 @@ def linear_weights_figure(
     output_names: Sequence[str] | None = None,
     bias: torch.Tensor | None = None,
     note: str | None = None,
-    max_labels: int = 48,
+    max_labels: int = 60,
+    top: int = 30,
 ) -> Figure:
     """The weights of a linear model per basis function, one panel per output.
 
     Up to ``max_labels`` features are drawn as bars labelled with the features' names
-    (positive blue, negative red); more as a line over the feature index.
+    (positive blue, negative red), one panel per output. More are ranked by their largest
+    ``|weight|`` over the outputs and the ``top`` first drawn as named horizontal bars, the
+    outputs side by side (at most :data:`MAX_WEIGHT_PANELS`), so that a basis of thousands
+    of functions still shows which ones matter; :func:`grid_weights_figure` draws the weights
+    of a grid basis over its grid instead.
 
     Args:
         weights: ``(num_features, out_dim)``.
@@ -135,26 +179,22 @@ def linear_weights_figure(
         output_names: one label per output; ``None`` numbers them.
         bias: ``(out_dim,)`` learned constants, printed in each panel.
         note: a line under the plot (what the inputs are).
-        max_labels: most features drawn as labelled bars.
+        max_labels: most features drawn as one bar each.
+        top: features drawn when there are more than ``max_labels``.
     """
     weights = weights.detach().cpu().double()
     num_features, out_dim = weights.shape
-    names = output_names or [f"output {i}" for i in range(out_dim)]
-    labelled = num_features <= max_labels
-    width = min(max(6.0, 0.24 * num_features + 2.0), 14.0) if labelled else 8.0
-    figure = new_figure(width, 1.0 + 1.8 * out_dim + (1.4 if labelled else 0.4))
+    names = list(output_names or [f"output {i}" for i in range(out_dim)])
+    if num_features > max_labels:
+        return _top_weights_figure(weights, list(feature_names), title, names, bias, note, top)
+    width = min(max(6.0, 0.24 * num_features + 2.0), 14.0)
+    figure = new_figure(width, 1.0 + 1.8 * out_dim + 1.4)
     axes_list = figure.subplots(out_dim, 1, sharex=True, squeeze=False)[:, 0]
     index = torch.arange(num_features)
     for output, axes in enumerate(axes_list):
         column = weights[:, output]
-        if labelled:
-            colors = ["C0" if w >= 0 else "C3" for w in column.tolist()]
-            axes.bar(index.numpy(), column.numpy(), color=colors, width=0.8)
-        elif num_features <= 1000:  # stems
-            axes.vlines(index.numpy(), 0.0, column.numpy(), color="C0", linewidth=0.8)
-            axes.plot(index.numpy(), column.numpy(), ".", color="C0", markersize=3)
-        else:
-            axes.plot(index.numpy(), column.numpy(), color="C0", linewidth=0.6)
+        colors = ["C0" if w >= 0 else "C3" for w in column.tolist()]
+        axes.bar(index.numpy(), column.numpy(), color=colors, width=0.8)
         axes.axhline(0.0, color="black", linewidth=0.6)
         label = names[output]
         if bias is not None:
@@ -162,15 +202,137 @@ def linear_weights_figure(
         axes.set_ylabel(label)
         axes.grid(axis="y", alpha=0.3)
     bottom = axes_list[-1]
-    if labelled:
-        bottom.set_xticks(index.numpy(), list(feature_names), rotation=90, fontsize="small")
-        bottom.set_xlabel("basis function")
-    else:
-        bottom.set_xlabel(f"basis function index ({num_features} features)")
+    bottom.set_xticks(index.numpy(), list(feature_names), rotation=90, fontsize="small")
+    bottom.set_xlabel("basis function")
     if note:
         bottom.set_xlabel(f"{bottom.get_xlabel()}\n{note}")
     axes_list[0].set_title(title)
     figure.tight_layout()
+    return figure
+
+
+#: most outputs (actions) a weights figure draws side by side; the rest are left out
+MAX_WEIGHT_PANELS = 4
+
+
+def _top_weights_figure(
+    weights: torch.Tensor,
+    feature_names: list[str],
+    title: str,
+    output_names: list[str],
+    bias: torch.Tensor | None,
+    note: str | None,
+    top: int,
+) -> Figure:
+    """The ``top`` features with the largest ``|weight|`` (over outputs), as named bars."""
+    num_features, out_dim = weights.shape
+    shown = min(out_dim, MAX_WEIGHT_PANELS)
+    top = min(top, num_features)
+    order = weights[:, :shown].abs().amax(dim=1).argsort(descending=True, stable=True)[:top]
+    figure = new_figure(2.6 + 2.8 * shown, 1.6 + 0.2 * top + (0.3 if note else 0.0))
+    figure.set_layout_engine("constrained")
+    axes_list = figure.subplots(1, shown, sharey=True, squeeze=False)[0]
+    rows = torch.arange(top).numpy()
+    for output, axes in enumerate(axes_list):
+        column = weights[order, output]
+        colors = ["C0" if w >= 0 else "C3" for w in column.tolist()]
+        axes.barh(rows, column.numpy(), color=colors, height=0.8)
+        axes.axvline(0.0, color="black", linewidth=0.6)
+        label = output_names[output]
+        if bias is not None:
+            label += f" (bias {float(bias[output]):.3g})"
+        axes.set_title(label, fontsize="medium")
+        axes.grid(axis="x", alpha=0.3)
+        axes.set_xlabel("weight")
+    first = axes_list[0]
+    first.set_yticks(rows, [feature_names[int(i)] for i in order], fontsize="small")
+    first.invert_yaxis()  # the largest on top
+    left_out = f"; outputs {shown + 1}-{out_dim} not drawn" if out_dim > shown else ""
+    figure.suptitle(
+        f"{title}\nthe {top} largest |weights| of {num_features} basis functions{left_out}",
+        fontsize="medium",
+    )
+    if note:
+        figure.supxlabel(note, fontsize="small")
+    return figure
+
+
+def grid_weights_figure(
+    weights: torch.Tensor,
+    grid_axes: Sequence[torch.Tensor],
+    axis_names: Sequence[str],
+    title: str,
+    output_names: Sequence[str] | None = None,
+    bias: torch.Tensor | None = None,
+) -> Figure:
+    """The weights of a basis on a 1-D or 2-D grid, drawn over the grid.
+
+    Multilinear interpolation's weights are the function's values at the vertices, so the
+    picture is the fitted function itself; RBF weights sit on their centres. In 1-D, a curve
+    per output; in 2-D, a heat map per output (at most :data:`MAX_WEIGHT_PANELS`, on one
+    colour scale).
+
+    Args:
+        weights: ``(num_features, out_dim)``, features in grid order (row-major, the last
+            axis fastest).
+        grid_axes: the grid's coordinates along each axis (one or two 1-D tensors, their
+            lengths multiplying to ``num_features``).
+        axis_names: a name per axis.
+        title: the figure title (say which iteration or step).
+        output_names: one label per output; ``None`` numbers them.
+        bias: ``(out_dim,)`` learned constants, noted in the panel titles.
+
+    Raises:
+        ValueError: if the grid does not hold ``num_features`` points or has more than two axes.
+    """
+    weights = weights.detach().cpu().double()
+    num_features, out_dim = weights.shape
+    points = [torch.as_tensor(axis, dtype=torch.float64).cpu() for axis in grid_axes]
+    sizes = [len(axis) for axis in points]
+    if len(points) not in (1, 2) or math.prod(sizes) != num_features:
+        raise ValueError(
+            f"a grid of 1 or 2 axes holding {num_features} points is needed, got sizes {sizes}"
+        )
+    names = list(output_names or [f"output {i}" for i in range(out_dim)])
+    shown = min(out_dim, MAX_WEIGHT_PANELS)
+    labels = [
+        names[o] + (f" (bias {float(bias[o]):.3g})" if bias is not None else "")
+        for o in range(shown)
+    ]
+    grid_text = f"{sizes[0]} × {sizes[1]} grid" if len(sizes) == 2 else f"grid of {sizes[0]} points"
+    left_out = f"; outputs {shown + 1}-{out_dim} not drawn" if out_dim > shown else ""
+    heading = f"{title}\nweights on the {grid_text}{left_out}"
+    if len(points) == 1:
+        figure = new_figure(6.5, 4.0)
+        axes = figure.add_subplot()
+        marker = "." if sizes[0] <= 60 else None
+        for output in range(shown):
+            axes.plot(points[0].numpy(), weights[:, output].numpy(), marker=marker,
+                      label=labels[output])  # fmt: skip
+        axes.set_xlabel(axis_names[0])
+        axes.set_ylabel("weight")
+        axes.grid(alpha=0.3)
+        if shown > 1 or bias is not None:
+            axes.legend(loc="best", fontsize="small")
+        axes.set_title(heading, fontsize="medium")
+        figure.tight_layout()
+        return figure
+    figure = new_figure(1.2 + 4.2 * shown, 4.4)
+    figure.set_layout_engine("constrained")
+    axes_list = figure.subplots(1, shown, sharey=True, squeeze=False)[0]
+    low, high = float(weights[:, :shown].min()), float(weights[:, :shown].max())
+    mesh = None
+    for output, axes in enumerate(axes_list):
+        grid = weights[:, output].reshape(sizes[0], sizes[1])
+        mesh = axes.pcolormesh(
+            points[0].numpy(), points[1].numpy(), grid.T.numpy(),
+            shading="nearest", cmap="viridis", vmin=low, vmax=high,
+        )  # fmt: skip
+        axes.set_title(labels[output], fontsize="medium")
+        axes.set_xlabel(axis_names[0])
+    axes_list[0].set_ylabel(axis_names[1])
+    figure.colorbar(mesh, ax=list(axes_list), label="weight")
+    figure.suptitle(heading, fontsize="medium")
     return figure
 
 

@@ -266,6 +266,9 @@ def test_multirun_writes_one_run_dir_per_job(tmp_path, launcher) -> None:
     seeds = sorted(json.loads(path.read_text())["seed"] for path in metrics_files)
     assert seeds == [0, 1]
     assert all(len(list(path.parent.glob("events.out.tfevents.*"))) == 1 for path in metrics_files)
+    # the sweep says where its runs go, and how to compare them
+    assert f"rlapprox: sweep into {sweep}" in proc.stdout
+    assert f"rlapprox-compare {sweep}" in proc.stdout.strip().splitlines()[-1]
 
 
 # ---- (e) help --------------------------------------------------------------------------------
@@ -282,3 +285,10 @@ def test_help_lists_config_groups(tmp_path) -> None:
     assert "cnn" in groups["approximator"]
     assert "rmsprop" in groups["optimizer"]
     assert "cartpole" in groups["env"]
+
+
+def test_the_run_ends_with_its_result_and_where_to_look(acceptance_run) -> None:
+    proc, run_dir = acceptance_run
+    result = next(line for line in proc.stdout.splitlines() if "validation MSE" in line)
+    assert result.startswith("rlapprox: regression on dataset:")
+    assert f"tensorboard --logdir {run_dir}" in proc.stdout

@@ -1,6 +1,5 @@
 """rlapprox-eval reloads a finished run and replays its recorded evaluation."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -50,10 +49,3 @@ def test_missing_run_is_a_one_line_error(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.strip().startswith("rlapprox-eval: error:")
     assert "Traceback" not in proc.stderr
-
-
-@pytest.mark.skipif(importlib.util.find_spec("moviepy") is not None, reason="moviepy installed")
-def test_video_without_moviepy_names_the_extra(fvi_run, tmp_path):
-    proc = _eval(str(fvi_run[0]), "--video", str(tmp_path / "videos"))
-    assert proc.returncode != 0
-    assert "rlapprox[video]" in proc.stderr

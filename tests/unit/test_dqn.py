@@ -331,3 +331,21 @@ def test_config_schedules():
     linear = dataclasses.replace(config, lr_schedule="linear")
     assert linear.lr_factor(400) == pytest.approx(0.6)
     assert linear.lr_factor(2000) == 0.0
+
+
+def test_keep_best_ends_with_the_network_of_the_best_evaluation():
+    envs = make_vector_env("CartPole-v1", num_envs=1)
+    config = DQNConfig(
+        total_steps=3000, learning_starts=200, train_freq=64, gradient_steps=32,
+        eval_every=500, eval_episodes=3, keep_best=True,
+    )  # fmt: skip
+    dqn = DQN(MLP(4, 2, hidden_sizes=(32,)), envs, CARTPOLE, ADAM, config, seed=3)
+    result = dqn.run()
+    means = [mean for _, mean in result.eval_history]
+    best = max(means)
+    assert result.metrics["eval_return_mean"] == best
+    # ties go to the later evaluation: the step of the last evaluation reaching the best
+    assert result.metrics["best_eval_step"] == max(s for s, m in result.eval_history if m == best)
+    assert dqn.evaluate_returns().mean() == best  # the network it ends with is that one
+    state = dqn.state_dict()
+    assert state["best"]["step"] == result.metrics["best_eval_step"]

@@ -72,11 +72,27 @@ def written_run(tmp_path):
     figure.add_subplot().plot([0, 1], [1, 0])
     logger.figure(Tags.FIGURE_FIT, figure, 2)
     logger.hparams(
-        {"optimizer.lr": 1e-3, "approximator": "mlp", "hidden_sizes": [64, 64], "flag": True},
-        {"val_mse": 0.01, "eval_return_mean": float("nan")},
+        {
+            "approximator": "mlp",
+            "optimizer.lr": 1e-3,
+            "hidden_sizes": [64, 64],
+            "flag": True,
+            "ridge": float("nan"),
+        },
+        [Tags.TRAIN_LOSS, Tags.VAL_MSE],
+        leading=["approximator"],
     )
     logger.close()
     return tmp_path
+
+
+def _hparams_data(accumulator: EventAccumulator) -> dict:
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    return {
+        tag: plugin_data_pb2.HParamsPluginData.FromString(content)
+        for tag, content in accumulator.PluginTagToContent("hparams").items()
+    }
 
 
 def test_tensorboard_logger_writes_one_event_file_readable_back(written_run):
@@ -91,14 +107,36 @@ def test_tensorboard_logger_writes_one_event_file_readable_back(written_run):
     accumulator.Reload()
     losses = accumulator.Scalars(Tags.TRAIN_LOSS)
     assert [(e.step, e.value) for e in losses] == [(0, 1.0), (1, 0.5), (2, 0.25)]
-    assert [e.value for e in accumulator.Scalars("val_mse")] == [pytest.approx(0.01)]
-    assert "eval_return_mean" not in accumulator.Tags()["scalars"]  # NaN metric dropped
+    assert accumulator.Tags()["scalars"] == [Tags.TRAIN_LOSS]  # hparams add no scalars
     images = accumulator.Images(Tags.FIGURE_FIT)
     assert len(images) == 1
     assert images[0].step == 2
     assert images[0].encoded_image_string.startswith(b"\x89PNG")
     hparams_content = accumulator.PluginTagToContent("hparams")
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(hparams_content)
+
+
+def test_hparams_list_metric_tags_and_mark_the_leading_keys(written_run):
+    from tensorboard.plugins.hparams import api_pb2
+
+    accumulator = EventAccumulator(str(written_run), size_guidance={"tensors": 0}).Reload()
+    data = _hparams_data(accumulator)
+    experiment = data["_hparams_/experiment"].experiment
+    assert [info.name for info in experiment.hparam_infos] == [
+        "approximator", "optimizer.lr", "hidden_sizes", "flag", "ridge",
+    ]  # fmt: skip
+    assert [info.name for info in experiment.hparam_infos if info.differs] == ["approximator"]
+    assert [m.name.tag for m in experiment.metric_infos] == [Tags.TRAIN_LOSS, Tags.VAL_MSE]
+    start = data["_hparams_/session_start_info"].session_start_info.hparams
+    assert start["optimizer.lr"].number_value == pytest.approx(1e-3)
+    assert start["flag"].bool_value is True  # a bool, not the number 1
+    assert start["hidden_sizes"].string_value == "[64, 64]"
+    assert start["ridge"].string_value == "nan"  # the tab's JSON has no NaN
+    types = {info.name: info.type for info in experiment.hparam_infos}
+    assert types["flag"] == api_pb2.DATA_TYPE_BOOL
+    assert types["approximator"] == api_pb2.DATA_TYPE_STRING
+    end = data["_hparams_/session_end_info"].session_end_info
+    assert end.status == api_pb2.STATUS_SUCCESS
 
 
 def test_tensorboard_histograms_follow_histogram_every(tmp_path):
@@ -114,3 +152,25 @@ def test_tensorboard_histograms_follow_histogram_every(tmp_path):
     assert {f"{Tags.PARAMS}/weight", f"{Tags.GRADS}/weight"} <= set(histograms)
     # the first call records, then at most once per histogram_every steps
     assert [e.step for e in accumulator.Histograms(f"{Tags.PARAMS}/weight")] == [1, 3]
+
+
+def test_progress_eta_follows_the_recent_rate(monkeypatch):
+    import io
+
+    from rlapprox import loggers
+
+    clock = [0.0]
+    monkeypatch.setattr(loggers.time, "perf_counter", lambda: clock[0])
+    stream = io.StringIO()
+    bar = loggers.ProgressBar(100, desc="t", stream=stream)
+    for second in range(1, 11):  # 5 units a second for 10 s
+        clock[0] = float(second)
+        bar.update(5 * second)
+    for second in range(11, 21):  # then 1 unit a second: another process took the core
+        clock[0] = float(second)
+        bar.update(50 + (second - 10))
+    line = stream.getvalue().strip().splitlines()[-1]  # printed at 60 of 100
+    # 40 units left at the recent 1/s: about 40 s, not the 13 s of the average 3/s
+    assert "ETA 0:00:40" in line, line
+    bar.close("converged at iteration 60")
+    assert stream.getvalue().rstrip().endswith("t: converged at iteration 60")

@@ -53,6 +53,9 @@ class Recipe:
         load: rebuilds the trained parts from a saved config, a checkpoint's ``state`` and
             a device, with the same builders ``train`` uses.
         resumable: whether ``resume=<run_dir>`` can continue such a run.
+        auto_threads: torch's CPU threads under ``threads: auto`` (``None``: torch's own
+            setting). Workloads of many small operations run fastest on one thread and keep
+            their speed when another process takes a core (see ``scripts/bench_threads.py``).
     """
 
     name: str
@@ -61,6 +64,7 @@ class Recipe:
     train: Callable[[DictConfig, RunContext], RunOutcome]
     load: Loader
     resumable: bool = False
+    auto_threads: int | None = None
 
 
 def load_weights(

@@ -69,4 +69,7 @@ RECIPE = Recipe(
     train=train,
     load=q_network_loader("DQN"),
     resumable=True,
+    # acting, env steps and batch-64 updates of small MLPs: one thread is as fast idle and
+    # keeps its pace beside busy processes (scripts/bench_threads.py)
+    auto_threads=1,
 )

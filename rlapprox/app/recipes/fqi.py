@@ -110,6 +110,8 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
         "gamma": config.gamma,
         **result.metrics,
     }
+    if factory is None:  # solved in closed form: no optimizer ran
+        metrics["optimizer"] = None
     return RunOutcome(
         metrics=metrics,
         state={"approximator": q_network.state_dict()},

@@ -81,6 +81,8 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
         exact = model.optimal_value(states, config.gamma)
         error = (fvi.value_of_states(states).double() - exact).abs().max() / exact.abs().max()
         metrics["optimal_value_rel_error"] = float(error)
+    if factory is None:  # solved in closed form: no optimizer ran
+        metrics["optimizer"] = None
     return RunOutcome(
         metrics=metrics,
         state={"approximator": approximator.state_dict()},

@@ -89,6 +89,8 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
         "solver": config.solver,
         **result.metrics,
     }
+    if factory is None:  # solved in closed form: no optimizer ran
+        metrics["optimizer"] = None
     return RunOutcome(
         metrics=metrics, state={"approximator": approximator.state_dict()}, step=result.num_steps
     )
