@@ -44,6 +44,7 @@ class Tags:
     FIGURE_WEIGHTS = "figures/linear_weights"
     SPS = "time/sps"
     FIGURE_FIT = "figures/fit"
+    FIGURE_LR_RANGE = "figures/lr_range"
     CONFIG = "config"
     PARAMS = "params"
     GRADS = "grads"

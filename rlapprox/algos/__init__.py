@@ -3,6 +3,7 @@
 from rlapprox.algos.dqn import DQN, DQNConfig, DQNResult
 from rlapprox.algos.fqi import FittedQIteration, FQIConfig, FQIResult
 from rlapprox.algos.fvi import FittedValueIteration, FVIConfig, FVIResult
+from rlapprox.algos.lr_finder import LRRangeResult, lr_range_test
 from rlapprox.algos.regression import (
     RegressionConfig,
     RegressionResult,
@@ -20,8 +21,10 @@ __all__ = [
     "FVIResult",
     "FittedQIteration",
     "FittedValueIteration",
+    "LRRangeResult",
     "RegressionConfig",
     "RegressionResult",
     "fit_regression",
+    "lr_range_test",
     "split_train_val",
 ]

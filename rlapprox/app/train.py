@@ -113,14 +113,28 @@ def config_dir() -> Path:
     return package.parent / "configs"
 
 
+# The objectives each algorithm reports (``optimized_metric``): one of another algorithm's is
+# refused before training; a name not listed here is looked up in the run's metrics after it.
+_OBJECTIVES = {
+    "regression": {"val_mse", "train_mse"},
+    "fvi": {"eval_return_mean", "bellman_residual", "bellman_residual_mean"},
+    "fqi": {"eval_return_mean", "bellman_residual", "bellman_residual_mean"},
+    "dqn": {"eval_return_mean", "train_return_mean_last100"},
+}
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
-def _hydra_train(cfg: DictConfig) -> dict:
+def _hydra_train(cfg: DictConfig) -> dict | float:
     hydra_cfg = HydraConfig.get()
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
     output_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = run_overrides(hydra_cfg)
+    objective = cfg.get("optimized_metric")
     try:
-        return train(cfg, output_dir, choices, overrides)
+        algo, known = cfg.algo.get("name"), set().union(*_OBJECTIVES.values())
+        if objective and objective in known and objective not in _OBJECTIVES.get(algo, known):
+            raise ConfigError(f"optimized_metric={objective}: algo={algo} does not report it")
+        metrics = train(cfg, output_dir, choices, overrides)
     except (ConfigError, OmegaConfBaseException) as err:
         resumed = cfg.get("resume")
         if not resumed or Path(resumed).resolve() != output_dir.resolve():
@@ -129,6 +143,12 @@ def _hydra_train(cfg: DictConfig) -> dict:
     except DivergenceError as err:
         print(f"{PROG}: training diverged: {one_line(err)}", file=sys.stderr)
         raise SystemExit(1) from None
+    if not objective:
+        return metrics
+    numbers = sorted(key for key, value in metrics.items() if isinstance(value, (int, float)))
+    if objective not in numbers:
+        fail(f"error: optimized_metric={objective}: not among the run's metrics {numbers}")
+    return float(metrics[objective])
 
 
 def train_main() -> None:

@@ -341,3 +341,40 @@ def plt_colormap(name: str, levels: int) -> Any:
     from matplotlib import colormaps
 
     return colormaps[name].resampled(levels)
+
+
+def lr_range_figure(result: Any, title: str = "learning-rate range test") -> Figure:
+    """Loss against learning rate (log axis) of a range test, with the suggested rate marked.
+
+    Args:
+        result: an :class:`~rlapprox.algos.lr_finder.LRRangeResult` (anything with
+            ``learning_rates``, ``losses`` and ``smoothed`` of length ``T`` and
+            ``suggested_lr``); typed loosely because viz does not import algos.
+        title: the figure title.
+
+    Returns:
+        The figure: raw losses faint, the smoothed loss as a line, a dashed vertical line and a
+        dot on the smoothed curve at ``suggested_lr``.
+    """
+    figure = new_figure()
+    axes = figure.add_subplot()
+    rates = list(result.learning_rates)
+    smoothed = list(result.smoothed)
+    axes.plot(rates, list(result.losses), color="C0", alpha=0.3, linewidth=1, label="loss")
+    axes.plot(rates, smoothed, color="C0", linewidth=2, label="smoothed loss")
+    suggested = float(result.suggested_lr)
+    nearest = min(range(len(rates)), key=lambda i: abs(math.log(rates[i] / suggested)))
+    axes.axvline(suggested, color="C3", linestyle="--", linewidth=1)
+    axes.plot(
+        [suggested], [smoothed[nearest]], "o", color="C3", label=f"suggested lr = {suggested:.2g}"
+    )
+    axes.set_xscale("log")
+    finite = [value for value in smoothed if math.isfinite(value)]
+    if finite and min(finite) > 0:
+        axes.set_yscale("log")
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("training loss")
+    axes.set_title(title)
+    axes.legend(loc="best", fontsize="small")
+    figure.tight_layout()
+    return figure

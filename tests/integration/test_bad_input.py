@@ -64,6 +64,16 @@ CASES = [
     (["algo=regression", "algo.dataset.name=csv", "algo.dataset.path={bad_csv}"], "dataset.path"),
     (["algo=regression", "algo.dataset.num_samples=0"], "num_samples"),
     (["algo=regression", "algo.solver=least_squares"], "least_squares"),
+    (["algo=regression", "algo.lr_finder=maybe"], "algo.lr_finder"),
+    (
+        [
+            "algo=regression",
+            "approximator=linear_sine",
+            "algo.solver=least_squares",
+            "algo.lr_finder=true",
+        ],
+        "algo.lr_finder",
+    ),
     (["resume={missing}"], "resume"),
     (["resume={corrupt_run}"], "resume"),
 ]

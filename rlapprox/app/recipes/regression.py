@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from rlapprox.algos import RegressionConfig, fit_regression
+from rlapprox.algos import RegressionConfig, fit_regression, lr_range_test
 from rlapprox.app.builders import (
     as_input,
     build_algo_config,
@@ -23,14 +23,52 @@ from rlapprox.app.recipes.base import Recipe, Trained, load_weights
 from rlapprox.approximators import BoxNormalizer
 from rlapprox.core.errors import ConfigError
 from rlapprox.core.seeding import seed_everything
-from rlapprox.data import make_regression_data
+from rlapprox.core.types import OptimizerFactory
+from rlapprox.data import RegressionData, make_regression_data
+from rlapprox.loggers import Tags
+from rlapprox.viz.plots import lr_range_figure
 
-BUILDER_KEYS = ("name", "dataset")
+#: keys of configs/algo/regression.yaml the recipe reads itself
+BUILDER_KEYS = ("name", "dataset", "lr_finder")
 
 
 def regression_approximator(cfg: DictConfig, normalizer: BoxNormalizer) -> nn.Module:
     """The approximator of a regression run: one output, inputs scaled by ``normalizer``."""
     return build_approximator(cfg.approximator, out_dim=1, normalizer=normalizer)
+
+
+def learning_rate_range_test(
+    approximator: nn.Module,
+    data: RegressionData,
+    factory: OptimizerFactory,
+    config: RegressionConfig,
+    cfg: DictConfig,
+    context: RunContext,
+) -> dict[str, Any]:
+    """Run the range test on the data set, plot it, print the suggestion; its metrics."""
+    device = next(approximator.parameters()).device
+    result = lr_range_test(
+        approximator,
+        data.x.to(device),
+        data.y.to(device),
+        factory,
+        batch_size=config.batch_size,
+        loss=config.loss,
+        seed=cfg.seed,
+    )
+    figure = lr_range_figure(result, title=f"learning-rate range test on {data.name}")
+    where = ""
+    if context.run_dir is not None:
+        path = context.run_dir / "lr_range.png"
+        figure.savefig(path, dpi=100)
+        where = f"; plot in {path}"
+    context.logger.figure(Tags.FIGURE_LR_RANGE, figure, 0)  # records and closes it
+    print(
+        f"rlapprox: learning-rate range test suggests optimizer.lr={result.suggested_lr:.3g}"
+        f"{where}",
+        flush=True,
+    )
+    return result.metrics
 
 
 def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
@@ -56,11 +94,19 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
             "algo.solver=least_squares needs a linear approximator (approximator=linear_*), "
             f"got {type(approximator).__name__}"
         )
+    lr_finder = cfg.algo.get("lr_finder", False)
+    if lr_finder not in (True, False):
+        raise ConfigError(f"algo.lr_finder must be true or false, got {lr_finder!r}")
+    if lr_finder and config.solver != "sgd":
+        raise ConfigError("algo.lr_finder=true needs algo.solver=sgd (an optimizer to tune)")
     factory = None
     if config.solver == "sgd":
         factory = build_checked_optimizer_factory(cfg, approximator)
+    extra: dict[str, Any] = {}
     try:
         context.start_training()
+        if lr_finder:  # the weights and the fit below are left as they were
+            extra = learning_rate_range_test(approximator, data, factory, config, cfg, context)
         result = fit_regression(
             approximator,
             data.x.to(device),
@@ -83,6 +129,7 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
         context.choices.get("approximator", ""),
     )
     metrics = {
+        **extra,
         "env": f"dataset:{data.name}",
         "env_steps": 0,
         "dataset": data.name,
