@@ -176,7 +176,9 @@ def override_keys(overrides: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def trial_name(job_num: Any, overrides: Sequence[str], sweep_dir: Any = None) -> str:
+def trial_name(
+    job_num: Any, overrides: Sequence[str], sweep_dir: Any = None, searched: Any = None
+) -> str:
     """A sweep job's directory name: its number and what it sets that other jobs set otherwise.
 
     The swept keys are read from the sweep's ``multirun.yaml`` (:func:`distinguishing_overrides`);
@@ -188,6 +190,8 @@ def trial_name(job_num: Any, overrides: Sequence[str], sweep_dir: Any = None) ->
         job_num: Hydra's ``hydra.job.num``.
         overrides: the job's ``key=value`` overrides (``hydra.overrides.task``).
         sweep_dir: the sweep's directory (``hydra.sweep.dir``).
+        searched: the sweeper's own search space (``hydra.sweeper.params``, e.g. Optuna's,
+            whose sweeps write no ``multirun.yaml``): its keys are swept too.
 
     Returns:
         ``"3_linear_sine,adam"``; ``"3"`` for a job without overrides.
@@ -197,7 +201,7 @@ def trial_name(job_num: Any, overrides: Sequence[str], sweep_dir: Any = None) ->
         '1_regression,adam,lr=0.01,seed=2'
     """
     pairs = []
-    for override in distinguishing_overrides(overrides, sweep_dir):
+    for override in distinguishing_overrides(overrides, sweep_dir, searched):
         for key in override_keys([override]):
             pairs.append((key, override.split("=", 1)[1] if "=" in override else "~"))
     lasts = Counter(key.rsplit(".", 1)[-1] for key, _ in pairs)
@@ -214,11 +218,15 @@ def trial_name(job_num: Any, overrides: Sequence[str], sweep_dir: Any = None) ->
 
 def run_overrides(hydra_cfg: DictConfig) -> list[str]:
     """What tells a job apart, from its Hydra config: :func:`distinguishing_overrides`."""
-    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
-    return distinguishing_overrides(hydra_cfg.overrides.task, sweep_dir)
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return distinguishing_overrides(hydra_cfg.overrides.task)
+    searched = hydra_cfg.sweeper.get("params")
+    return distinguishing_overrides(hydra_cfg.overrides.task, hydra_cfg.sweep.dir, searched)
 
 
-def distinguishing_overrides(overrides: Sequence[str], sweep_dir: Any = None) -> list[str]:
+def distinguishing_overrides(
+    overrides: Sequence[str], sweep_dir: Any = None, searched: Any = None
+) -> list[str]:
     """The overrides that tell a job apart: in a sweep the swept ones, else all of them.
 
     Args:
@@ -227,9 +235,10 @@ def distinguishing_overrides(overrides: Sequence[str], sweep_dir: Any = None) ->
             with its ``a,b`` lists, ``range(…)``, ``choice(…)`` and ``hydra.sweeper.params``;
             ``None`` (a single run), or a sweep whose file cannot be read or that sweeps
             nothing: every override counts.
+        searched: the sweeper's search space (``hydra.sweeper.params``), whose keys are swept.
     """
     overrides = [str(override) for override in overrides]
-    swept = _swept_keys(sweep_dir)
+    swept = _swept_keys(sweep_dir) | {str(key) for key in (searched or {})}
     chosen = [override for override in overrides if set(override_keys([override])) & swept]
     return chosen or overrides
 
@@ -251,7 +260,7 @@ def _swept_keys(sweep_dir: Any) -> set[str]:
 
 
 def register_trial_resolver() -> None:
-    """Make ``${rlapprox_trial:num,overrides,sweep_dir}`` (:func:`trial_name`) known to OmegaConf.
+    """Make ``${rlapprox_trial:num,overrides,sweep_dir[,searched]}`` known to OmegaConf.
 
     Done when this module is imported, so before the command line's configs are resolved.
     """

@@ -79,6 +79,16 @@ def test_sweep_runs_each_trial_in_its_own_directory(sweep) -> None:
     trials = sorted(path.parent for path in sweep_dir.glob("*/metrics.json"))
     assert len(trials) == 3, sorted(p.name for p in sweep_dir.iterdir())
     assert sorted(path.name.split("_", 1)[0] for path in trials) == ["0", "1", "2"]
+    # named by the searched keys only, not by what every trial shares
+    for path in trials:
+        name = path.name.split("_", 1)[1]
+        assert {part.split("=")[0] for part in name.split(",") if "=" in part} <= {
+            "lr",
+            "hidden_sizes",
+            "batch_size",
+        }, name
+        assert "debug" not in name
+        assert "hparams_search" not in name
 
 
 def test_sweep_writes_and_prints_the_best_trial(sweep) -> None:
