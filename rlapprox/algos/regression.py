@@ -107,6 +107,18 @@ class RegressionConfig:
         check_range("ridge", self.ridge, low=0.0)
 
 
+def check_solver(approximator: nn.Module, solver: str) -> None:
+    """Check that ``solver`` can fit ``approximator``: least squares needs a linear one.
+
+    Raises:
+        ValueError: naming the solver and the approximator's class.
+    """
+    if solver == "least_squares" and not hasattr(approximator, "fit_least_squares"):
+        raise ValueError(
+            f"solver='least_squares' needs a linear approximator, got {type(approximator).__name__}"
+        )
+
+
 def fit_regression(
     approximator: nn.Module,
     x: torch.Tensor,
@@ -159,10 +171,7 @@ def fit_regression(
     solver = config.solver
     if len(x) != len(y):
         raise ValueError(f"x and y need the same number of rows, got {len(x)} and {len(y)}")
-    if solver == "least_squares" and not hasattr(approximator, "fit_least_squares"):
-        raise ValueError(
-            f"solver='least_squares' needs a linear approximator, got {type(approximator).__name__}"
-        )
+    check_solver(approximator, solver)
     if solver == "sgd" and optimizer_factory is None:
         raise ValueError("solver='sgd' needs an optimizer_factory, got None")
 

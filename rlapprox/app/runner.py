@@ -16,7 +16,10 @@ MAX_SEED = 2**32 - 1
 
 
 def check_run_settings(cfg: DictConfig) -> None:
-    """Refuse bad top-level settings (``seed``, ``device``, ``threads``, ``logger.*``) up front.
+    """Refuse bad top-level settings (``seed``, ``device``, ``logger.*``) up front.
+
+    ``threads`` is checked where it is set (:func:`~rlapprox.app.builders.set_threads`), in
+    :func:`run` before any work too.
 
     Raises:
         ConfigError: naming the setting and what is allowed.
@@ -33,11 +36,6 @@ def check_run_settings(cfg: DictConfig) -> None:
     except ValueError as err:
         raise ConfigError(str(err)) from err
     build_device(cfg)
-    if cfg.get("threads") not in (None, "auto"):
-        try:
-            check_positive_int("threads", cfg.threads)
-        except ValueError as err:
-            raise ConfigError(f"{err} (or auto, or null for torch's setting)") from err
 
 
 def run(cfg: DictConfig, context: RunContext) -> RunOutcome:

@@ -25,7 +25,7 @@ from rlapprox.app.cli_errors import (
 )
 from rlapprox.app.context import RunContext
 from rlapprox.app.hparams import run_overrides, write_hparams
-from rlapprox.app.runner import check_run_settings, run
+from rlapprox.app.runner import run
 from rlapprox.app.summary import summary_lines
 from rlapprox.app.trust import Trust, check_saved_config
 from rlapprox.core.errors import ConfigError, DivergenceError
@@ -67,7 +67,6 @@ def train(
     resume_state = None
     if cfg.get("resume"):
         cfg, run_dir, choices, resume_state = _resumed(Path(cfg.resume), cfg.get("trust"))
-    check_run_settings(cfg)
     start = time.perf_counter()
     logger: TensorBoardLogger | NullLogger = (
         TensorBoardLogger(run_dir, histogram_every=cfg.logger.histogram_every)

@@ -12,7 +12,7 @@ from rlapprox.app.builders import (
     build_q_network,
 )
 from rlapprox.app.context import RunContext, RunOutcome
-from rlapprox.app.env_builders import build_env, build_vector_env, env_name
+from rlapprox.app.env_builders import build_env, build_vector_env, env_name, make_env_factory
 from rlapprox.app.image_hooks import q_images
 from rlapprox.app.recipes.base import Recipe, q_network_loader
 from rlapprox.core.seeding import seed_everything
@@ -39,7 +39,7 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     dqn = DQN(
         q_network,
         envs,
-        lambda: build_env(cfg),
+        make_env_factory(cfg),
         build_checked_optimizer_factory(cfg, q_network),
         config,
         seed=cfg.seed,

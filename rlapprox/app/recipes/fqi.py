@@ -91,7 +91,7 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
             int(action_space.n),
             config,
             optimizer_factory=factory,
-            eval_env_fn=lambda: build_env(cfg),
+            eval_env_fn=make_env_factory(cfg),
             seed=cfg.seed,
             device=device,
             logger=context.logger,

@@ -23,7 +23,7 @@ from rlapprox.app.builders import (
     optimizer_factory_for,
 )
 from rlapprox.app.context import RunContext, RunOutcome
-from rlapprox.app.env_builders import build_env, build_model, env_name
+from rlapprox.app.env_builders import build_env, build_model, env_name, make_env_factory
 from rlapprox.app.image_hooks import value_images
 from rlapprox.app.recipes.base import Recipe, Trained, load_weights
 from rlapprox.approximators import BoxNormalizer
@@ -63,7 +63,7 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
             model,
             config,
             optimizer_factory=factory,
-            eval_env_fn=lambda: build_env(cfg),
+            eval_env_fn=make_env_factory(cfg),
             seed=cfg.seed,
             device=device,
             logger=context.logger,

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from rlapprox.algos import RegressionConfig, fit_regression, lr_range_test
+from rlapprox.algos.regression import check_solver
 from rlapprox.app.builders import (
     as_input,
     build_algo_config,
@@ -89,11 +90,10 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     except ValueError as err:
         raise ConfigError(f"algo: {err}") from err
     approximator = regression_approximator(cfg, BoxNormalizer(data.low, data.high)).to(device)
-    if config.solver == "least_squares" and not hasattr(approximator, "fit_least_squares"):
-        raise ConfigError(
-            "algo.solver=least_squares needs a linear approximator (approximator=linear_*), "
-            f"got {type(approximator).__name__}"
-        )
+    try:  # before any work, not when the fit starts
+        check_solver(approximator, config.solver)
+    except ValueError as err:
+        raise ConfigError(f"algo: {err} (approximator=linear_*)") from err
     lr_finder = cfg.algo.get("lr_finder", False)
     if lr_finder not in (True, False):
         raise ConfigError(f"algo.lr_finder must be true or false, got {lr_finder!r}")
