@@ -105,13 +105,23 @@ def _refuse_env_error(err: Exception) -> ConfigError:
     return ConfigError(message if message.startswith("env.") else f"env: {message}")
 
 
-def make_env_factory(config: Any, render_mode: str | None = None) -> Callable[[], gym.Env]:
+def make_env_factory(
+    config: Any, render_mode: str | None = None, max_episode_steps: int | None = None
+) -> Callable[[], gym.Env]:
     """A factory of the run's env, from a (saved) config: the real one or the model's.
+
+    Args:
+        config: the run config (or a saved one as a mapping).
+        render_mode: passed to the env.
+        max_episode_steps: a time limit instead of ``env.max_episode_steps`` (the online
+            algorithms' training episodes); ``None`` keeps the config's.
 
     Raises:
         ConfigError: for an env config that names neither a Gymnasium id nor a model.
     """
     cfg = config if isinstance(config, DictConfig) else OmegaConf.create(config)
+    if max_episode_steps is not None:
+        cfg = OmegaConf.merge(cfg, {"env": {"max_episode_steps": max_episode_steps}})
     env = cfg.env
     steps = _check_time_limit(env)
     if env.get("id") is None:

@@ -9,10 +9,12 @@ from rlapprox.approximators.convnet import ConvNet
 from rlapprox.approximators.factories import (
     linear_features,
     linear_fourier,
+    linear_identity,
     linear_multilinear,
     linear_poly,
     linear_rbf,
     linear_sine,
+    linear_tiles,
 )
 from rlapprox.approximators.heads import (
     DuelingQ,
@@ -32,6 +34,7 @@ from rlapprox.features import (
     PolynomialBasis,
     RBFBasis,
     SineBasis,
+    TileCoding,
 )
 
 __all__ = [
@@ -49,14 +52,17 @@ __all__ = [
     "QFunction",
     "RBFBasis",
     "SineBasis",
+    "TileCoding",
     "ValueFunction",
     "check_q_approximator",
     "check_value_approximator",
     "linear_features",
     "linear_fourier",
+    "linear_identity",
     "linear_multilinear",
     "linear_poly",
     "linear_rbf",
     "linear_sine",
+    "linear_tiles",
     "make_activation",
 ]

@@ -14,10 +14,12 @@ from rlapprox.approximators.linear import LinearApproximator
 from rlapprox.features import (
     FeatureMap,
     FourierBasis,
+    IdentityBasis,
     MultilinearBasis,
     PolynomialBasis,
     RBFBasis,
     SineBasis,
+    TileCoding,
 )
 
 
@@ -107,6 +109,46 @@ def linear_multilinear(
     """
     features = MultilinearBasis(in_dim, points_per_dim, spacing_power)
     return LinearApproximator(features, out_dim, bias=False, normalizer=normalizer)
+
+
+def linear_tiles(
+    in_dim: int,
+    out_dim: int,
+    num_tilings: int = 8,
+    tiles_per_dim: int | Sequence[int] = 8,
+    hash_size: int | None = None,
+    bias: bool = False,
+    normalizer: nn.Module | None = None,
+) -> LinearApproximator:
+    """Linear model on tile coding: sparse binary features; see :class:`TileCoding`.
+
+    No bias by default, as in Sutton & Barto: each input activates one tile per tiling, and
+    the weights start at zero. The forward pass multiplies the sparse features.
+
+    Args:
+        in_dim: input dimensions.
+        out_dim: outputs (1 for U, the number of actions for Q).
+        num_tilings: offset tilings, the active features per input.
+        tiles_per_dim: tiles across the box per dimension (one number, or one per dimension).
+        hash_size: ``None`` for one weight per tile, else a fixed number of hashed features.
+        bias: learn a constant per output.
+        normalizer: maps raw inputs to the unit box (tile coding clamps to it).
+    """
+    features = TileCoding(in_dim, num_tilings, tiles_per_dim, hash_size=hash_size)
+    return LinearApproximator(features, out_dim, bias=bias, normalizer=normalizer)
+
+
+def linear_identity(
+    in_dim: int,
+    out_dim: int,
+    bias: bool = False,
+    normalizer: nn.Module | None = None,
+) -> LinearApproximator:
+    """Linear model on the observation itself; a table on one-hot observations (finite MDPs).
+
+    See :class:`IdentityBasis`. No bias by default, so each state's value is its own weight.
+    """
+    return LinearApproximator(IdentityBasis(in_dim), out_dim, bias=bias, normalizer=normalizer)
 
 
 def linear_features(

@@ -6,6 +6,7 @@ from rlapprox.data.regression import DATASET_NAMES, RegressionData, make_regress
 from rlapprox.data.replay import ReplayBuffer, TransitionBatch, TransitionStorage
 from rlapprox.data.transitions import (
     TransitionDataset,
+    collect_policy_transitions,
     collect_random_transitions,
     sample_model_transitions,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "TransitionBatch",
     "TransitionDataset",
     "TransitionStorage",
+    "collect_policy_transitions",
     "collect_random_transitions",
     "make_regression_data",
     "sample_model_transitions",

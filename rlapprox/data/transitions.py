@@ -113,6 +113,43 @@ def collect_random_transitions(
     )
 
 
+def collect_policy_transitions(
+    env_fn: Callable[[], gym.Env],
+    num_transitions: int,
+    seed: int,
+    policy: Callable[[np.ndarray], int],
+) -> TransitionDataset:
+    """Collect transitions of ``policy`` in one env, in episode order (for LSTD(λ)'s traces).
+
+    Episodes restart as they end: the first from ``reset(seed=seed)``, later ones continuing
+    the env's random stream. A time-limit truncation is stored with ``terminated=False``.
+
+    Args:
+        env_fn: makes the environment.
+        num_transitions: transitions to collect.
+        seed: seeds the env's first reset.
+        policy: the action for one observation.
+    """
+    check_positive_int("num_transitions", num_transitions)
+    env = env_fn()
+    obs, _ = env.reset(seed=seed)
+    columns: list[list] = [[], [], [], [], []]
+    for _ in range(num_transitions):
+        action = policy(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        for column, value in zip(columns, (obs, action, reward, next_obs, terminated), strict=True):
+            column.append(value)
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    env.close()
+    return TransitionDataset(
+        obs=torch.as_tensor(np.stack(columns[0])),
+        actions=torch.as_tensor(columns[1], dtype=torch.long),
+        rewards=torch.as_tensor(columns[2], dtype=torch.float32),
+        next_obs=torch.as_tensor(np.stack(columns[3])),
+        terminated=torch.as_tensor(columns[4], dtype=torch.bool),
+    )
+
+
 def sample_model_transitions(
     model: GenerativeModel, num_transitions: int, generator: torch.Generator
 ) -> TransitionDataset:

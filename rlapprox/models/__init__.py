@@ -11,6 +11,14 @@ from rlapprox.models.outcomes import Outcomes, check_outcomes
 from rlapprox.models.pendulum import PendulumModel
 from rlapprox.models.registry import MODELS, make_model
 from rlapprox.models.tabular import TabularMDP, TabularModel
+from rlapprox.models.textbook_mdps import (
+    chain_walk,
+    chain_walk_model,
+    policy_values,
+    random_walk,
+    random_walk_model,
+    random_walk_values,
+)
 
 
 def __getattr__(name: str) -> object:
@@ -37,8 +45,14 @@ __all__ = [
     "TabularMDP",
     "TabularModel",
     "chain",
+    "chain_walk",
+    "chain_walk_model",
     "check_outcomes",
     "gridworld",
     "make_model",
+    "policy_values",
     "random_mdp",
+    "random_walk",
+    "random_walk_model",
+    "random_walk_values",
 ]

@@ -18,10 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from rlapprox.app.builders import build_approximator, build_optimizer
+from rlapprox.app.env_builders import build_env
 from rlapprox.approximators import BoxNormalizer
 from rlapprox.core.denormals import denormals_flushed
 from rlapprox.core.errors import ConfigError
-from rlapprox.envs import make_env
 from rlapprox.models import make_model
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -137,9 +137,9 @@ def test_optimizer_builds_with_its_class_and_lr(compose_config, option) -> None:
 @pytest.mark.parametrize("option", _options("env"))
 def test_env_makes_and_normalizes(compose_config, option) -> None:
     cfg = compose_config(["algo=regression", f"env={option}"])
-    if cfg.env.id.startswith("MinAtar/"):
+    if str(cfg.env.id).startswith("MinAtar/"):
         pytest.importorskip("minatar", reason="the minatar extra is not installed")
-    env = make_env(cfg.env.id, cfg.env.get("discrete_actions"), system=cfg.env.get("system"))
+    env = build_env(cfg)  # a Gymnasium id, or a model as its own env (finite MDPs)
     try:
         obs, _ = env.reset(seed=0)
         if len(env.observation_space.shape) == 3:  # images go to ConvNet, which scales them
@@ -167,13 +167,15 @@ def test_experiment_composes(compose_config, option) -> None:
     assert cfg.hydra.runtime.choices.experiment == option
     _resolve_outside_hydra(cfg)
     # and what it describes builds for its own environment
-    env = make_env(cfg.env.id, cfg.env.get("discrete_actions"), system=cfg.env.get("system"))
+    env = build_env(cfg)
     space, actions = env.observation_space, env.action_space
     env.close()
     if cfg.env.get("obs_bounds") is not None:  # sample where the env config says states live
         box = BoxNormalizer.from_space(space, cfg.env.obs_bounds)
         space = gym.spaces.Box(box.low.float().numpy(), box.high.float().numpy(), dtype=np.float32)
     out_dim = int(actions.n) if isinstance(actions, gym.spaces.Discrete) else 1
+    if cfg.algo.name in ("td", "lstd"):  # they estimate U(s)
+        out_dim = 1
     if cfg.algo.name == "fvi" and cfg.algo.value_inputs == "states":  # U on the model's states
         model = make_model(cfg.env.id)
         low, high = model.state_low.float().numpy(), model.state_high.float().numpy()

@@ -14,7 +14,7 @@ COMMON_KEYS = {"algo", "env", "approximator", "optimizer", "seed", "env_steps", 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_runs_with_debug_budget(compose_config, tmp_path, preset):
     cfg = compose_config([f"experiment={preset}", "debug=default", "logger.tensorboard=false"])
-    if cfg.env.id.startswith("MinAtar/"):
+    if str(cfg.env.id).startswith("MinAtar/"):
         pytest.importorskip("minatar", reason="the minatar extra is not installed")
     choices = dict(cfg.hydra.runtime.choices)
     metrics = train(cfg, tmp_path, choices)
@@ -22,7 +22,7 @@ def test_preset_runs_with_debug_budget(compose_config, tmp_path, preset):
     assert metrics["algo"] == cfg.algo.name
     assert (tmp_path / "metrics.json").is_file()
     assert (tmp_path / "checkpoint.pt").is_file()
-    if cfg.algo.name in ("dqn", "fvi", "fqi"):
+    if cfg.algo.name in ("dqn", "fvi", "fqi", "sarsa", "td", "lspi"):
         assert {"eval_return_mean", "eval_return_std", "eval_episodes"} <= set(metrics)
 
 
@@ -31,6 +31,7 @@ def test_preset_runs_with_debug_budget(compose_config, tmp_path, preset):
     [
         ("fvi_mountaincar", {"figures/value"}),
         ("dqn_mountaincar", {"figures/value", "figures/greedy_action"}),
+        ("sarsa_mountaincar", {"figures/value", "figures/greedy_action"}),
     ],
 )
 def test_two_dimensional_runs_log_value_images(compose_config, tmp_path, preset, tags):

@@ -12,10 +12,12 @@ from rlapprox.features import (
     ConcatFeatures,
     FeatureMap,
     FourierBasis,
+    IdentityBasis,
     MultilinearBasis,
     PolynomialBasis,
     RBFBasis,
     SineBasis,
+    TileCoding,
 )
 from rlapprox.testing import (
     TabularMDP,
@@ -42,6 +44,8 @@ FEATURE_MAPS = {
         RBFBasis(2, 3, width=0.05, normalize=True, coupling="independent"),
     ],
     MultilinearBasis: [MultilinearBasis(1, 2), MultilinearBasis(2, 5), MultilinearBasis(3, 3)],
+    TileCoding: [TileCoding(1, 4, 5), TileCoding(2, 8, [4, 3]), TileCoding(3, 4, 3, hash_size=50)],
+    IdentityBasis: [IdentityBasis(1), IdentityBasis(5)],
     ConcatFeatures: [SineBasis(2, 3) + PolynomialBasis(2, 1), ConcatFeatures(FourierBasis(1, 2))],
 }
 

@@ -9,13 +9,23 @@ algorithm means adding one module here (copy :mod:`rlapprox.app.recipes.fvi`), o
 
 from __future__ import annotations
 
-from rlapprox.app.recipes import dqn, fqi, fvi, regression
+from rlapprox.app.recipes import dqn, fqi, fvi, lspi, lstd, regression, sarsa, td
 from rlapprox.app.recipes.base import Recipe, Trained
 from rlapprox.core.errors import ConfigError
 
 #: ``algo.name`` -> its recipe.
 RECIPES: dict[str, Recipe] = {
-    recipe.name: recipe for recipe in (regression.RECIPE, dqn.RECIPE, fvi.RECIPE, fqi.RECIPE)
+    recipe.name: recipe
+    for recipe in (
+        regression.RECIPE,
+        dqn.RECIPE,
+        fvi.RECIPE,
+        fqi.RECIPE,
+        td.RECIPE,
+        sarsa.RECIPE,
+        lstd.RECIPE,
+        lspi.RECIPE,
+    )
 }
 
 
