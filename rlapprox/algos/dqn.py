@@ -122,6 +122,9 @@ class DQN:
         self.logger = logger if logger is not None else NullLogger()
         self.on_checkpoint = on_checkpoint
         self.on_evaluate: Callable[[int], None] | None = None  # e.g. a Q-function image
+        # asked after each periodic evaluation (step, mean return): True ends the run there
+        self.should_stop: Callable[[int, float], bool] | None = None  # e.g. an Optuna pruner
+        self.stopped_at: int | None = None
         self.progress = progress
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
@@ -199,6 +202,9 @@ class DQN:
                 self.eval_history.append((step, float(returns.mean())))
                 if cfg.keep_best:
                     self.best.offer(returns, step, self.q_network)
+                if self.should_stop is not None and self.should_stop(step, float(returns.mean())):
+                    self.stopped_at = step
+                    break
             if self._periodic(cfg.checkpoint_every) and self.on_checkpoint is not None:
                 check_finite(self._nonfinite, self.step)
                 self.on_checkpoint(step)

@@ -117,3 +117,64 @@ def test_a_metric_the_algorithm_does_not_report_is_refused_before_training(tmp_p
         "report it"
     ]
     assert not [path for path in tmp_path.rglob("*") if path.is_file()]  # no run directory
+
+
+def test_dqn_trials_are_pruned_at_a_periodic_evaluation(tmp_path) -> None:
+    """A trial below the pruner's bar stops at its first evaluation; the sweep records it."""
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli(
+        [
+            "-m",
+            "hparams_search=dqn_optuna",
+            "debug=default",
+            "hydra.sweeper.n_trials=3",
+            "pruning.min_value=1000",  # above any CartPole return: every trial is pruned
+            "pruning.n_warmup_steps=0",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    metrics = [json.loads(path.read_text()) for path in sweep_dir.glob("*/metrics.json")]
+    assert len(metrics) == 3
+    for trial in metrics:
+        assert trial["pruned_at_step"] == 300  # debug=default evaluates every 300 steps
+        assert trial["env_steps"] == 300  # of 600
+    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert results.best_value == max(trial["eval_return_mean"] for trial in metrics)
+
+
+def test_unpruned_dqn_trials_run_their_whole_budget(tmp_path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli(
+        [
+            "-m",
+            "hparams_search=dqn_optuna",
+            "debug=default",
+            "hydra.sweeper.n_trials=2",
+            "pruning=null",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    for path in sweep_dir.glob("*/metrics.json"):
+        trial = json.loads(path.read_text())
+        assert "pruned_at_step" not in trial
+        assert trial["env_steps"] == 600
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("pruning.n_startup_trials=-1", "pruning.n_startup_trials"),
+        ("+pruning.patience=3", "pruning.patience"),
+    ],
+)
+def test_bad_pruning_settings_are_refused_before_training(tmp_path, override, named) -> None:
+    proc = run_cli(["hparams_search=dqn_optuna", "debug=default", override], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert named in lines[0]
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]  # no run directory

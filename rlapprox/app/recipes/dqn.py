@@ -14,6 +14,7 @@ from rlapprox.app.builders import (
 from rlapprox.app.context import RunContext, RunOutcome
 from rlapprox.app.env_builders import build_env, build_vector_env, env_name, make_env_factory
 from rlapprox.app.image_hooks import q_images
+from rlapprox.app.pruning import trial_pruner
 from rlapprox.app.recipes.base import Recipe, q_network_loader
 from rlapprox.core.seeding import seed_everything
 
@@ -50,6 +51,7 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     )
     space = envs.single_observation_space
     dqn.on_evaluate = q_images(cfg, dqn.q_network, space, context.logger, device, "env step")
+    dqn.should_stop = trial_pruner(cfg)  # in an Optuna search that prunes: its trial's pruner
     if context.resume_state is not None:
         dqn.load_state_dict(context.resume_state)
         print(f"rlapprox: resuming at env step {dqn.step} of {config.total_steps}", flush=True)
@@ -59,6 +61,8 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     finally:
         envs.close()
     metrics = {"env": env_name(cfg), **result.metrics}
+    if dqn.stopped_at is not None:
+        metrics["pruned_at_step"] = dqn.stopped_at
     return RunOutcome(metrics=metrics, state=dqn.state_dict(), step=result.metrics["env_steps"])
 
 
