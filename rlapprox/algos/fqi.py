@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
@@ -31,12 +30,7 @@ from rlapprox.core.errors import DivergenceError
 from rlapprox.core.types import OptimizerFactory
 from rlapprox.core.validation import check_choice, check_positive_int, check_range
 from rlapprox.data.transitions import TransitionDataset
-from rlapprox.envs.evaluation import (
-    EVAL_SEED_OFFSET,
-    evaluate_policy,
-    log_returns,
-    return_metrics,
-)
+from rlapprox.envs.evaluation import GreedyQ, log_returns
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 
 
@@ -146,20 +140,14 @@ class FittedQIteration:
         self.seed = seed
         self.logger = logger if logger is not None else NullLogger()
         self.progress = progress
+        self.greedy = GreedyQ(self.approximator, eval_env_fn, config.eval_episodes, seed, device)
+        # Q(obs, ·) (B, num_actions), greedy actions (B,) and their returns in the real env
+        self.q_values, self.policy = self.greedy.q_values, self.greedy.policy
+        self.evaluate_returns = self.greedy.evaluate_returns
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.optimizer = (
             None if self.use_least_squares else optimizer_factory(self.approximator.parameters())
         )
-
-    @torch.no_grad()
-    def q_values(self, observations: torch.Tensor) -> torch.Tensor:
-        """Q(obs, ·), shape ``(B, num_actions)``."""
-        self.approximator.eval()
-        return self.approximator(observations.to(self.device, self._dtype))
-
-    def policy(self, observations: torch.Tensor) -> torch.Tensor:
-        """Greedy actions argmax_a Q(obs, a), shape ``(B,)``."""
-        return self.q_values(observations).argmax(dim=1)
 
     def run(self) -> FQIResult:
         """Iterate target → fit over the data set; evaluate the greedy policy at the end."""
@@ -199,20 +187,8 @@ class FittedQIteration:
             "num_transitions": len(data),
             "fit_time_s": time.perf_counter() - start,
         }
-        if self.eval_env_fn is not None:
-            returns = self.evaluate_returns()
-            log_returns(self.logger, returns, iteration)
-            metrics.update(return_metrics(returns))
+        self.greedy.evaluate_into(metrics, self.logger, iteration)
         return FQIResult(metrics=metrics, history=history)
-
-    def evaluate_returns(self, num_episodes: int | None = None) -> np.ndarray:
-        """Returns of the greedy policy in the real env, one per episode."""
-        if self.eval_env_fn is None:
-            raise ValueError("no eval_env_fn was given")
-        episodes = num_episodes or self.config.eval_episodes
-        return evaluate_policy(
-            self.policy, self.eval_env_fn, episodes, self.seed + EVAL_SEED_OFFSET, self.device
-        )
 
     @property
     def _dtype(self) -> torch.dtype:

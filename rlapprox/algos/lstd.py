@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 from rlapprox.algos.fqi import FQIResult
@@ -27,7 +26,7 @@ from rlapprox.approximators.heads import check_q_approximator, check_value_appro
 from rlapprox.approximators.linear import LinearApproximator, with_bias_column
 from rlapprox.core.validation import check_positive_int, check_range
 from rlapprox.data.transitions import TransitionDataset
-from rlapprox.envs.evaluation import EVAL_SEED_OFFSET, evaluate_policy, log_returns, return_metrics
+from rlapprox.envs.evaluation import GreedyQ
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 
 
@@ -271,6 +270,8 @@ class LSPI:
         self.seed = seed
         self.logger = logger if logger is not None else NullLogger()
         self.progress = progress
+        self.greedy = GreedyQ(q_network, eval_env_fn, config.eval_episodes, seed)
+        self.q_values, self.policy = self.greedy.q_values, self.greedy.policy
 
     def run(self) -> FQIResult:
         """Iterate LSTDQ → greedy improvement; evaluate the greedy policy at the end."""
@@ -318,26 +319,5 @@ class LSPI:
             "num_transitions": len(data),
             "fit_time_s": time.perf_counter() - start,
         }
-        if self.eval_env_fn is not None:
-            returns = self.evaluate_returns()
-            log_returns(self.logger, returns, iteration)
-            metrics.update(return_metrics(returns))
+        self.greedy.evaluate_into(metrics, self.logger, iteration)
         return FQIResult(metrics=metrics, history=history)
-
-    @torch.no_grad()
-    def q_values(self, observations: torch.Tensor) -> torch.Tensor:
-        """Q(obs, ·), shape ``(B, num_actions)``."""
-        dtype = self.q_network.linear.weight.dtype
-        return self.q_network(observations.to(dtype))
-
-    def policy(self, observations: torch.Tensor) -> torch.Tensor:
-        """Greedy actions argmax_a Q(obs, a), shape ``(B,)``."""
-        return self.q_values(observations).argmax(dim=1)
-
-    def evaluate_returns(self) -> np.ndarray:
-        """Returns of the greedy policy in the evaluation env, one per episode."""
-        if self.eval_env_fn is None:
-            raise ValueError("no eval_env_fn was given")
-        return evaluate_policy(
-            self.policy, self.eval_env_fn, self.config.eval_episodes, self.seed + EVAL_SEED_OFFSET
-        )

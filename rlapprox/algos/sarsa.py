@@ -15,14 +15,13 @@ from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
-import torch
 from torch import nn
 
 from rlapprox.algos.online import EpisodeRecord, OnlineResult, learner_for
 from rlapprox.algos.online_config import SarsaConfig
 from rlapprox.approximators.heads import check_q_approximator
 from rlapprox.core.errors import DivergenceError
-from rlapprox.envs.evaluation import EVAL_SEED_OFFSET, evaluate_policy, log_returns, return_metrics
+from rlapprox.envs.evaluation import GreedyQ
 from rlapprox.loggers import NullLogger, ScalarLogger
 
 
@@ -64,6 +63,8 @@ class SarsaLambda:
         check_q_approximator(q_network, num_actions)
         self.learner = learner_for(q_network, config)
         self.rng = np.random.default_rng(seed)
+        self.greedy = GreedyQ(q_network, eval_env_fn, config.eval_episodes, seed)
+        self.q_values, self.policy = self.greedy.q_values, self.greedy.policy
 
     def choose_action(self, q_values: list[float]) -> int:
         """ε-greedy on Q(s, ·), ties broken uniformly at random."""
@@ -111,26 +112,5 @@ class SarsaLambda:
         env.close()
         record.bar.close()
         metrics: dict[str, float | int] = {**record.metrics(), "alpha": learner.alpha}
-        if self.eval_env_fn is not None:
-            returns = self.evaluate_returns()
-            log_returns(self.logger, returns, len(record.returns))
-            metrics.update(return_metrics(returns))
+        self.greedy.evaluate_into(metrics, self.logger, len(record.returns))
         return OnlineResult(metrics, record.returns, record.lengths)
-
-    @torch.no_grad()
-    def q_values(self, observations: torch.Tensor) -> torch.Tensor:
-        """Q(obs, ·), shape ``(B, num_actions)``."""
-        dtype = next(self.q_network.parameters()).dtype
-        return self.q_network(observations.to(dtype))
-
-    def policy(self, observations: torch.Tensor) -> torch.Tensor:
-        """Greedy actions argmax_a Q(obs, a), shape ``(B,)``."""
-        return self.q_values(observations).argmax(dim=1)
-
-    def evaluate_returns(self) -> np.ndarray:
-        """Returns of the greedy policy in the evaluation env, one per episode."""
-        if self.eval_env_fn is None:
-            raise ValueError("no eval_env_fn was given")
-        return evaluate_policy(
-            self.policy, self.eval_env_fn, self.config.eval_episodes, self.seed + EVAL_SEED_OFFSET
-        )

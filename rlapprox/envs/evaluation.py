@@ -61,6 +61,66 @@ def evaluate_policy(
     return returns
 
 
+class GreedyQ:
+    """A Q-network's greedy policy, and its returns in the real env.
+
+    Args:
+        q_network: maps observations ``(B, *obs_shape)`` to ``(B, num_actions)``.
+        eval_env_fn: makes one env for greedy evaluation (``None``: no evaluation).
+        num_episodes: episodes per evaluation.
+        seed: the run's seed; evaluation episodes start from ``seed + EVAL_SEED_OFFSET``.
+        device: where the network's inputs go.
+    """
+
+    def __init__(
+        self,
+        q_network: torch.nn.Module,
+        eval_env_fn: Callable[[], gym.Env] | None,
+        num_episodes: int,
+        seed: int,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.q_network = q_network
+        self.eval_env_fn = eval_env_fn
+        self.num_episodes = num_episodes
+        self.seed = seed
+        self.device = torch.device(device)
+
+    @torch.no_grad()
+    def q_values(self, observations: torch.Tensor) -> torch.Tensor:
+        """Q(obs, ·) in eval mode, shape ``(B, num_actions)``."""
+        self.q_network.eval()
+        dtype = next(self.q_network.parameters()).dtype
+        return self.q_network(observations.to(self.device, dtype))
+
+    def policy(self, observations: torch.Tensor) -> torch.Tensor:
+        """Greedy actions argmax_a Q(obs, a), shape ``(B,)``."""
+        return self.q_values(observations).argmax(dim=1)
+
+    def evaluate_returns(self, num_episodes: int | None = None) -> np.ndarray:
+        """Returns of the greedy policy in the real env, one per episode.
+
+        Raises:
+            ValueError: if there is no ``eval_env_fn``.
+        """
+        if self.eval_env_fn is None:
+            raise ValueError("no eval_env_fn was given")
+        episodes = num_episodes or self.num_episodes
+        return evaluate_policy(
+            self.policy, self.eval_env_fn, episodes, self.seed + EVAL_SEED_OFFSET, self.device
+        )
+
+    def evaluate_into(
+        self, metrics: dict[str, float | int | bool], logger: ScalarLogger, step: int
+    ) -> None:
+        """Evaluate (where there is an env), log the returns at ``step`` and add their keys."""
+        if self.eval_env_fn is None:
+            return
+        returns = self.evaluate_returns()
+        log_returns(logger, returns, step)
+        metrics.update(return_metrics(returns))
+
+
 def return_metrics(returns: np.ndarray) -> dict[str, float | int]:
     """The evaluation keys of ``metrics.json`` for these episode returns."""
     return {

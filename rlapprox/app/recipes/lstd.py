@@ -11,15 +11,14 @@ from rlapprox.algos.lstd import LSTDConfig, lstd
 from rlapprox.algos.td_lambda import ObservationPolicy
 from rlapprox.app.builders import build_algo_config, first_line
 from rlapprox.app.context import RunContext, RunOutcome
-from rlapprox.app.env_builders import build_env, build_model, env_name, has_model, make_env_factory
+from rlapprox.app.env_builders import env_name, make_env_factory
 from rlapprox.app.recipes.base import Recipe
-from rlapprox.app.recipes.td import build_policy, exact_value_error, value_network
+from rlapprox.app.recipes.td import evaluation_parts
 from rlapprox.app.recipes.td import load as load_value
 from rlapprox.approximators.linear import LinearApproximator
 from rlapprox.core.errors import ConfigError
 from rlapprox.core.seeding import seed_everything
 from rlapprox.data import TransitionDataset, collect_policy_transitions
-from rlapprox.models.tabular import TabularModel
 
 BUILDER_KEYS = ("name", "policy", "dataset")
 
@@ -52,11 +51,7 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     """Collect (or load) the policy's transitions and solve for U's weights."""
     config: LSTDConfig = build_algo_config(cfg, LSTDConfig, BUILDER_KEYS)
     seed_everything(cfg.seed)
-    probe = build_env(cfg)
-    observation_space, action_space = probe.observation_space, probe.action_space
-    probe.close()
-    policy, batched = build_policy(cfg.algo.get("policy", "random"), action_space, cfg.seed)
-    approximator = value_network(cfg, observation_space)
+    policy, approximator, value_error = evaluation_parts(cfg, config.gamma)
     if not isinstance(approximator, LinearApproximator):
         raise ConfigError(
             f"algo=lstd needs a linear approximator (linear_tiles, linear_fourier, ...), got "
@@ -73,9 +68,8 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
         "num_transitions": len(data),
         "episodes": int(data.terminated.sum()),
     }
-    model = build_model(cfg) if has_model(cfg) else None
-    if isinstance(model, TabularModel):
-        metrics["value_rms_error"] = exact_value_error(model, batched, config.gamma)(approximator)
+    if value_error is not None:
+        metrics["value_rms_error"] = value_error(approximator)
     with torch.no_grad():
         values = approximator(data.obs.to(approximator.linear.weight.dtype)).squeeze(1)
     metrics["value_mean"] = float(values.mean())

@@ -100,10 +100,15 @@ def exact_value_error(
     return error
 
 
-def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
-    """Follow the policy episode by episode and learn its U(s) by TD(λ)."""
-    config: TDConfig = build_algo_config(cfg, TDConfig, BUILDER_KEYS)
-    seed_everything(cfg.seed)
+def evaluation_parts(
+    cfg: DictConfig, gamma: float
+) -> tuple[ObservationPolicy, nn.Module, Callable[[nn.Module], float] | None]:
+    """What policy evaluation needs: the policy, U's approximator, and U's exact error.
+
+    Returns:
+        ``algo.policy`` for one observation, U's approximator on the CPU, and the RMS error
+        against the policy's exact values where the env is a finite MDP (else ``None``).
+    """
     probe = build_env(cfg)
     observation_space, action_space = probe.observation_space, probe.action_space
     probe.close()
@@ -112,7 +117,15 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     model = build_model(cfg) if has_model(cfg) else None
     value_error = None
     if isinstance(model, TabularModel):  # exact values to measure against
-        value_error = exact_value_error(model, batched, config.gamma)
+        value_error = exact_value_error(model, batched, gamma)
+    return policy, approximator, value_error
+
+
+def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
+    """Follow the policy episode by episode and learn its U(s) by TD(λ)."""
+    config: TDConfig = build_algo_config(cfg, TDConfig, BUILDER_KEYS)
+    seed_everything(cfg.seed)
+    policy, approximator, value_error = evaluation_parts(cfg, config.gamma)
     try:
         td = TDLambda(
             approximator,
