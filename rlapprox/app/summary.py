@@ -7,13 +7,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+#: algorithms that estimate U of a given policy (their returns are that policy's, not greedy)
+POLICY_EVALUATION = ("td", "lstd")
+
 
 def result_line(metrics: Mapping[str, Any]) -> str:
-    """The run's headline figure: the greedy return (mean ± std over N) or validation MSE."""
-    if "eval_return_mean" in metrics:
+    """The run's headline figure: the greedy return, validation MSE, or a value error.
+
+    Policy evaluation (TD, LSTD) shows its error against exact values where they are known
+    (finite MDPs), else the evaluated policy's own return.
+    """
+    evaluates_a_policy = metrics.get("algo") in POLICY_EVALUATION  # U of a given policy
+    if "value_rms_error" in metrics:
+        result = f"value RMS error {metrics['value_rms_error']:.4g} against the exact values"
+    elif "eval_return_mean" in metrics:
         mean, std = metrics["eval_return_mean"], metrics.get("eval_return_std", math.nan)
         episodes = metrics.get("eval_episodes", "?")
-        result = f"greedy return {mean:.2f} ± {std:.2f} over {episodes} episodes"
+        kind = "the policy's return" if evaluates_a_policy else "greedy return"
+        result = f"{kind} {mean:.2f} ± {std:.2f} over {episodes} episodes"
     elif "val_mse" in metrics:
         result = f"validation MSE {metrics['val_mse']:.4g}"
     elif "bellman_residual" in metrics:
