@@ -21,9 +21,17 @@ from dataclasses import dataclass
 import gymnasium as gym
 import torch
 
+from rlapprox.algos.design import (
+    dense,
+    design_matrix,
+    scale_rows,
+    take_rows,
+    times,
+    transpose_times,
+)
 from rlapprox.algos.fqi import FQIResult
 from rlapprox.approximators.heads import check_q_approximator, check_value_approximator
-from rlapprox.approximators.linear import LinearApproximator, with_bias_column
+from rlapprox.approximators.linear import LinearApproximator
 from rlapprox.core.validation import check_positive_int, check_range
 from rlapprox.data.transitions import TransitionDataset
 from rlapprox.envs.evaluation import GreedyQ
@@ -130,21 +138,16 @@ def solve_lstd(
         θ, ``(k,)``; the minimum-norm least-squares solution where A is singular and
         ``ridge = 0`` (features of states the data never visits).
     """
-    a_matrix = traces.T @ (phi - discounts.unsqueeze(1) * next_phi)
-    b_vector = traces.T @ rewards
+    a_matrix = transpose_times(traces, phi) - transpose_times(
+        traces, scale_rows(next_phi, discounts)
+    )
+    b_vector = transpose_times(traces, rewards.unsqueeze(1))[:, 0]
     if ridge > 0.0:
         penalty = torch.full((phi.shape[1],), ridge, dtype=phi.dtype)
         if num_unpenalised:
             penalty[-num_unpenalised:] = 0.0
         a_matrix = a_matrix + torch.diag(penalty)
     return torch.linalg.lstsq(a_matrix, b_vector.unsqueeze(1), driver="gelsd").solution[:, 0]
-
-
-def _design(model: LinearApproximator, obs: torch.Tensor) -> torch.Tensor:
-    """Φ of raw observations in float64, with the bias column where the model has a bias."""
-    with torch.no_grad():
-        phi = model.feature_matrix(obs.cpu())
-    return with_bias_column(phi) if model.has_bias else phi
 
 
 def lstd(
@@ -161,9 +164,10 @@ def lstd(
         ``model``, fitted.
     """
     check_value_approximator(model)
-    phi, next_phi = _design(model, data.obs), _design(model, data.next_obs)
+    phi, next_phi = design_matrix(model, data.obs), design_matrix(model, data.next_obs)
     discounts = config.gamma * (~data.terminated.cpu()).to(torch.float64)
-    traces = eligibility_traces(phi, episode_starts(data.to("cpu")), config.gamma * config.lam)
+    decay = config.gamma * config.lam
+    traces = phi if decay == 0.0 else eligibility_traces(dense(phi), episode_starts(data), decay)
     theta = solve_lstd(
         traces, phi, next_phi, data.rewards.cpu().double(), discounts, config.ridge,
         num_unpenalised=int(model.has_bias),
@@ -202,11 +206,16 @@ class LSTDQSystem:
     ) -> None:
         self.num_actions = num_actions
         self.rows = [(actions == a).nonzero().squeeze(1) for a in range(num_actions)]
-        self.phi = [phi[rows] for rows in self.rows]
-        self.discounted_next = [discounts[rows, None] * next_phi[rows] for rows in self.rows]
-        self.gram = [block.T @ block for block in self.phi]
+        self.phi = [take_rows(phi, rows) for rows in self.rows]
+        self.discounted_next = [
+            take_rows(scale_rows(next_phi, discounts), rows) for rows in self.rows
+        ]
+        self.gram = [transpose_times(block, block) for block in self.phi]
         self.b = torch.cat(
-            [block.T @ rewards[rows] for block, rows in zip(self.phi, self.rows, strict=True)]
+            [
+                transpose_times(block, rewards[rows].unsqueeze(1))[:, 0]
+                for block, rows in zip(self.phi, self.rows, strict=True)
+            ]
         )
 
     def solve(self, next_actions: torch.Tensor, ridge: float) -> torch.Tensor:
@@ -218,9 +227,11 @@ class LSTDQSystem:
             a_matrix[block_rows, block_rows] += self.gram[a]
             taken = next_actions[rows]
             for next_a in range(num_actions):
-                mask = taken == next_a
-                if bool(mask.any()):
-                    part = self.phi[a][mask].T @ self.discounted_next[a][mask]
+                chosen = (taken == next_a).nonzero().squeeze(1)
+                if len(chosen):
+                    part = transpose_times(
+                        take_rows(self.phi[a], chosen), take_rows(self.discounted_next[a], chosen)
+                    )
                     a_matrix[block_rows, next_a * k : (next_a + 1) * k] -= part
         if ridge > 0.0:
             a_matrix += ridge * torch.eye(len(a_matrix), dtype=a_matrix.dtype)
@@ -276,13 +287,13 @@ class LSPI:
     def run(self) -> FQIResult:
         """Iterate LSTDQ → greedy improvement; evaluate the greedy policy at the end."""
         cfg, data, model = self.config, self.data, self.q_network
-        phi, next_phi = _design(model, data.obs), _design(model, data.next_obs)
+        phi, next_phi = design_matrix(model, data.obs), design_matrix(model, data.next_obs)
         discounts = cfg.gamma * (~data.terminated).to(torch.float64)
         system = LSTDQSystem(
             phi, data.actions, next_phi, data.rewards.double(), discounts, self.num_actions
         )
         theta = model.get_theta()  # (k [+ 1], A)
-        policy = (next_phi @ theta).argmax(dim=1)
+        policy = times(next_phi, theta).argmax(dim=1)
         history: dict[str, list[float]] = {
             "iteration": [],
             "policy_changes": [],
@@ -295,7 +306,7 @@ class LSPI:
             # evaluate π: Q^π's weights from LSTDQ, bootstrapping from φ(s', π(s'))
             new_theta = system.solve(policy, cfg.ridge)
             # improve: π ← greedy(Q)
-            new_policy = (next_phi @ new_theta).argmax(dim=1)
+            new_policy = times(next_phi, new_theta).argmax(dim=1)
             changes = int((new_policy != policy).sum())
             weight_change = float((new_theta - theta).abs().max())
             theta, policy = new_theta, new_policy
@@ -310,7 +321,7 @@ class LSPI:
         else:
             bar.close()
         model.set_theta(theta)
-        q_taken = (phi @ theta).gather(1, data.actions.unsqueeze(1)).squeeze(1)
+        q_taken = times(phi, theta).gather(1, data.actions.unsqueeze(1)).squeeze(1)
         metrics: dict[str, float | int | bool] = {
             "iterations": iteration,
             "converged": changes == 0,

@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from rlapprox.algos import LSPI, LSPIConfig, LSTDConfig, lstd
-from rlapprox.algos.lstd import episode_starts
+from rlapprox.algos.design import dense, design_matrix
+from rlapprox.algos.lstd import LSTDQSystem, episode_starts, solve_lstd
 from rlapprox.approximators import LinearApproximator, linear_identity
 from rlapprox.data import TransitionDataset, collect_policy_transitions
 from rlapprox.envs import ModelEnv
-from rlapprox.features import PolynomialBasis
+from rlapprox.features import PolynomialBasis, TileCoding
 from rlapprox.models import (
     TabularModel,
     chain,
@@ -138,3 +139,27 @@ def test_episode_starts_follow_terminations_and_breaks_in_the_stream():
         torch.tensor([False, False, False, True]),
     )  # fmt: skip
     assert episode_starts(data).tolist() == [True, False, True, False]
+
+
+def test_sparse_tile_features_give_the_dense_solution():
+    """LSTD and LSTDQ on a sparse Φ (tile coding) solve the same systems as on dense Φ."""
+    generator = torch.Generator().manual_seed(0)
+    model = LinearApproximator(TileCoding(2, 4, 3), 2, bias=True).double()
+    obs, next_obs = torch.rand(300, 2, generator=generator), torch.rand(300, 2, generator=generator)
+    phi, next_phi = design_matrix(model, obs), design_matrix(model, next_obs)
+    assert phi.is_sparse
+    assert phi.shape == (300, model.features.num_features + 1)
+    rewards = torch.randn(300, generator=generator, dtype=F64)
+    discounts = torch.full((300,), 0.9, dtype=F64)
+    actions = torch.randint(2, (300,), generator=generator)
+    next_actions = torch.randint(2, (300,), generator=generator)
+    for ridge in (0.0, 0.1):
+        sparse_theta = solve_lstd(phi, phi, next_phi, rewards, discounts, ridge)
+        dense_theta = solve_lstd(dense(phi), dense(phi), dense(next_phi), rewards, discounts, ridge)
+        torch.testing.assert_close(sparse_theta, dense_theta, rtol=0, atol=1e-9)
+        by_sparse = LSTDQSystem(phi, actions, next_phi, rewards, discounts, 2)
+        by_dense = LSTDQSystem(dense(phi), actions, dense(next_phi), rewards, discounts, 2)
+        torch.testing.assert_close(
+            by_sparse.solve(next_actions, ridge), by_dense.solve(next_actions, ridge),
+            rtol=0, atol=1e-9,
+        )  # fmt: skip
