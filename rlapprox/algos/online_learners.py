@@ -109,7 +109,9 @@ class LinearLearner:
       with :math:`Q = w^\top x` before the update and :math:`Q_{old}` the previous step's
       :math:`w^\top x'`.
 
-    A bias, if the model has one, is a feature that is always 1. The weights are NumPy views
+    With γλ = 0 every trace is ``x`` itself, and a step touches only the active features'
+    weights (one-step semi-gradient TD and SARSA, S&B's Figure 10.1 settings). A bias, if the
+    model has one, is a feature that is always 1. The weights are NumPy views
     of the model's CPU parameters, so the model itself learns: torch's per-call overhead on
     arrays of a few dozen numbers is about 3× NumPy's (one SARSA step measured 83 µs with
     torch ops against 25 µs with these views, 2-D MountainCar with 8 tilings, Intel Xeon).
@@ -197,10 +199,15 @@ class LinearLearner:
             q: ``w^T x`` before this update.
             q_next: ``w^T x'`` of the next state (and action); 0 after a terminal one.
         """
+        values = 1.0 if x.values is None else x.values
+        if self.trace_decay == 0.0:  # λ = 0: every trace is x itself, w ← w + α δ x
+            self.weight[row, x.indices] += self.alpha * delta * values
+            if self.bias is not None:
+                self.bias[row] += self.alpha * delta
+            return
         if self.trace == "dutch":
             self._true_online_update(x, row, delta, q, q_next)
             return
-        values = 1.0 if x.values is None else x.values
         self.z *= self.trace_decay
         if self.trace == "accumulating":
             self.z[row, x.indices] += values  # indices are distinct

@@ -107,16 +107,17 @@ def test_replacing_traces_set_active_tiles_to_one():
     np.testing.assert_allclose(accumulating.z[0][x.indices], 1 + 0.9 + 0.81)
 
 
+@pytest.mark.parametrize("trace_decay", [0.0, 0.8])
 @pytest.mark.parametrize("bias", [False, True])
-def test_linear_learner_equals_autograd_semi_gradient_on_a_linear_model(bias):
+def test_linear_learner_equals_autograd_semi_gradient_on_a_linear_model(bias, trace_decay):
     """With ∇q = x (and 1 for the bias), the active-feature update is the autograd update."""
     normalizer = BoxNormalizer([-1.0, -2.0], [1.0, 2.0])
     make = lambda: LinearApproximator(  # noqa: E731
         FourierBasis(2, 2), 3, bias=bias, normalizer=normalizer
     ).double()
     fast, slow = make(), make()
-    by_features = LinearLearner(fast, 0.1, 0.8, "accumulating")
-    by_autograd = GradientLearner(slow, 0.1, 0.8)
+    by_features = LinearLearner(fast, 0.1, trace_decay, "accumulating")
+    by_autograd = GradientLearner(slow, 0.1, trace_decay)
     generator = np.random.default_rng(0)
     for learner in (by_features, by_autograd):
         learner.begin_episode()
