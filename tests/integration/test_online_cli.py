@@ -97,3 +97,18 @@ def test_lspi_chain_walk_preset_finds_the_optimal_policy(tmp_path):
     assert run.policy(torch.eye(4)).tolist() == [1, 1, 0, 0]
     scalars = _scalars(run_dir)
     assert scalars["lspi/policy_changes"][-1] == 0
+
+
+def test_td_evaluates_a_finished_runs_greedy_policy(sarsa_run, tmp_path):
+    run_dir = tmp_path / "td_of_sarsa"
+    proc = _cli(
+        "rlapprox.train", "algo=td", "env=mountaincar", "approximator=linear_tiles",
+        f"algo.policy={sarsa_run}", "algo.num_episodes=3", "algo.gamma=1.0", "algo.lam=0.5",
+        "logger.progress=false", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["episodes"] == 3
+    assert "the policy's return" in proc.stdout
+    # the greedy policy of the SARSA run reaches the goal: episodes end before the 200-step cap
+    assert metrics["env_steps"] < 3 * 200
