@@ -12,12 +12,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlapprox.algos.regression_training import (
+    LR_SCHEDULES,
+    EarlyStopping,
+    LearningRateSchedule,
+    full_batch_steps,
+)
 from rlapprox.core.errors import DivergenceError
 from rlapprox.core.types import OptimizerFactory
 from rlapprox.core.validation import check_choice, check_positive_int, check_range
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
 
 SOLVERS = ("sgd", "least_squares")
+#: the learning rate of a gradient fit, logged at each evaluation
+TAG_LR = "train/lr"
 LOSSES = ("mse", "huber")
 
 
@@ -27,12 +35,19 @@ class RegressionResult:
 
     Attributes:
         train_mse: mean squared error on the training split after fitting.
-        val_mse: mean squared error on the validation split (NaN without one).
-        num_steps: gradient steps taken (0 for the closed-form solve).
+        val_mse: mean squared error on the validation split (NaN without one), of the weights
+            kept: the best seen at an evaluation, restored at the end.
+        num_steps: gradient steps taken, the step training stopped at (0 for the closed-form
+            solve); at most ``config.num_steps``, fewer when early stopping ended the fit.
         wall_time_s: seconds spent fitting.
-        history: ``{"step": [...], "train_loss": [...], "val_mse": [...]}`` at each log point.
+        history: ``{"step": [...], "train_loss": [...], "val_mse": [...], "lr": [...]}`` at
+            each evaluation (``lr``: the learning rate of the steps just taken; absent for the
+            closed-form solve).
         train_index: rows of ``x`` used for training, shape ``(N_train,)``.
         val_index: rows of ``x`` held out for validation, shape ``(N_val,)``.
+        best_step: the step of the weights kept (the lowest monitored MSE).
+        stopped_early: whether the fit stopped before ``config.num_steps`` for want of
+            improvement.
     """
 
     train_mse: float
@@ -42,6 +57,8 @@ class RegressionResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     train_index: torch.Tensor | None = None
     val_index: torch.Tensor | None = None
+    best_step: int = 0
+    stopped_early: bool = False
 
     @property
     def metrics(self) -> dict[str, float | int]:
@@ -50,6 +67,8 @@ class RegressionResult:
             "train_mse": self.train_mse,
             "val_mse": self.val_mse,
             "num_steps": self.num_steps,
+            "best_step": self.best_step,
+            "stopped_early": self.stopped_early,
             "wall_time_s": self.wall_time_s,
         }
 
@@ -73,38 +92,77 @@ def split_train_val(
 class RegressionConfig:
     """Regression's settings; every field is a key of ``configs/algo/regression.yaml``.
 
+    Gradient fits (``"sgd"``) evaluate every ``log_every`` steps: they log the losses and the
+    learning rate, keep the weights of the lowest validation MSE (the training MSE without a
+    validation split), step the learning-rate schedule, and stop once ``patience`` steps
+    have brought no relative improvement of ``min_improvement``, or after ``num_steps``. The
+    best weights are restored at the end.
+
     Attributes:
-        solver: ``"sgd"`` (minibatch optimizer steps) or ``"least_squares"`` (the closed-form
-            fit of a linear approximator).
-        num_steps: optimizer steps for ``"sgd"``.
-        batch_size: samples per step (capped at the training-set size).
+        solver: ``"sgd"`` (optimizer steps) or ``"least_squares"`` (the closed-form fit of a
+            linear approximator).
+        num_steps: the most optimizer steps for ``"sgd"``.
+        batch_size: samples per minibatch step (capped at the training-set size).
+        full_batch_below: training splits with fewer rows than this take full-batch steps
+            (the exact gradient, no sampling) instead of minibatches; 0 never does.
         loss: ``"mse"`` or ``"huber"``.
         huber_delta: the Huber loss's threshold between quadratic and linear, > 0.
         val_fraction: share of the samples held out for validation, in ``[0, 1)``.
         ridge: L2 penalty of the closed-form solve, >= 0.
-        log_every: steps between logged losses (and divergence checks).
+        log_every: steps between evaluations (logged losses, early-stopping and schedule
+            checks, divergence checks).
+        patience: steps without a significant improvement before stopping; 0 runs all
+            ``num_steps``.
+        min_improvement: the relative drop of the monitored MSE that counts as an improvement
+            (for ``patience`` and the plateau schedule), in ``[0, 1)``.
+        lr_schedule: ``"constant"``, ``"plateau"`` (multiply the learning rate by
+            ``lr_factor`` after ``lr_patience`` steps without improvement) or ``"cosine"``
+            (half a cosine from the optimizer's rate down over ``num_steps``).
+        lr_factor: the plateau schedule's factor, in ``(0, 1)``.
+        lr_patience: steps without improvement before the plateau schedule cuts the rate.
+        lr_min_ratio: the lowest learning rate, as a fraction of the optimizer's, in
+            ``[0, 1]``.
     """
 
     solver: str = "sgd"
-    num_steps: int = 2000
+    num_steps: int = 20000
     batch_size: int = 64
+    full_batch_below: int = 4096
     loss: str = "mse"
     huber_delta: float = 1.0
     val_fraction: float = 0.2
     ridge: float = 0.0
     log_every: int = 50
+    patience: int = 10000
+    min_improvement: float = 1e-3
+    lr_schedule: str = "constant"
+    lr_factor: float = 0.5
+    lr_patience: int = 2000
+    lr_min_ratio: float = 1e-3
 
     def __post_init__(self) -> None:
         """Check every field; errors name the field and what is allowed."""
         check_choice("solver", self.solver, SOLVERS)
         check_choice("loss", self.loss, LOSSES)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         minimum = 0 if self.solver == "least_squares" else 1
         check_positive_int("num_steps", self.num_steps, minimum=minimum)
         check_positive_int("batch_size", self.batch_size)
+        check_positive_int("full_batch_below", self.full_batch_below, minimum=0)
         check_positive_int("log_every", self.log_every)
+        check_positive_int("patience", self.patience, minimum=0)
+        check_positive_int("lr_patience", self.lr_patience)
         check_range("huber_delta", self.huber_delta, low=0.0, low_inclusive=False)
         check_range("val_fraction", self.val_fraction, low=0.0, high=1.0, high_inclusive=False)
         check_range("ridge", self.ridge, low=0.0)
+        check_range(
+            "min_improvement", self.min_improvement, low=0.0, high=1.0, high_inclusive=False
+        )
+        check_range(
+            "lr_factor", self.lr_factor, low=0.0, high=1.0, low_inclusive=False,
+            high_inclusive=False,
+        )  # fmt: skip
+        check_range("lr_min_ratio", self.lr_min_ratio, low=0.0, high=1.0)
 
 
 def check_solver(approximator: nn.Module, solver: str) -> None:
@@ -129,13 +187,16 @@ def fit_regression(
     seed: int = 0,
     logger: ScalarLogger | None = None,
     progress: bool = False,
+    on_evaluate: Callable[[int, nn.Module], None] | None = None,
     **overrides: Any,
 ) -> RegressionResult:
     """Fit ``approximator`` to ``(x, y)`` and report training and validation error.
 
-    With ``solver="sgd"`` each step draws a minibatch from the training split and takes one
-    optimizer step on the loss; with ``solver="least_squares"`` a linear approximator is
-    solved exactly (its ``fit_least_squares``) on the training split.
+    With ``solver="sgd"`` each step takes one optimizer step on the loss of a minibatch of the
+    training split (of the whole split when it has fewer than ``full_batch_below`` rows),
+    until the validation MSE stops improving or ``num_steps`` (see :class:`RegressionConfig`);
+    the weights of the best evaluation are restored. With ``solver="least_squares"`` a linear
+    approximator is solved exactly (its ``fit_least_squares``) on the training split.
 
     Args:
         approximator: maps ``(B, *in_shape)`` to ``(B, out_dim)``.
@@ -146,8 +207,10 @@ def fit_regression(
         optimizer_factory: builds the optimizer from the parameters, e.g.
             ``functools.partial(torch.optim.Adam, lr=1e-3)``; needed for ``"sgd"``.
         seed: seeds the split and the minibatch draws.
-        logger: receives ``train/loss`` and ``val/mse`` (and histograms).
+        logger: receives ``train/loss``, ``val/mse`` and ``train/lr`` (and histograms).
         progress: print a progress bar to stderr.
+        on_evaluate: called as ``on_evaluate(step, approximator)`` after each evaluation of a
+            gradient fit, the approximator in eval mode (e.g. to draw the fit as it improves).
         **overrides: fields of ``config`` to replace, e.g. ``solver="least_squares"`` or
             ``num_steps=500`` (as :func:`dataclasses.replace`).
 
@@ -179,22 +242,18 @@ def fit_regression(
     targets = y.reshape(len(y), -1)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     train_index, val_index = split_train_val(len(x), config.val_fraction, generator)
+    train, val = (x[train_index], targets[train_index]), (x[val_index], targets[val_index])
     start = time.perf_counter()
+    stopping = EarlyStopping(config.patience, config.min_improvement)
     if solver == "least_squares":
-        approximator.fit_least_squares(x[train_index], targets[train_index], ridge=config.ridge)
+        approximator.fit_least_squares(*train, ridge=config.ridge)
         num_steps = 0
         history = {"step": [0.0], "train_loss": [], "val_mse": []}
     else:
-        loss_fn = _loss_function(config.loss, config.huber_delta)
         optimizer = optimizer_factory(approximator.parameters())
-        num_steps = config.num_steps
-        history = _sgd_loop(
-            approximator, x, targets, train_index, val_index, optimizer, loss_fn,
-            num_steps=num_steps, batch_size=config.batch_size, generator=generator,
-            log_every=config.log_every, logger=logger, progress=progress,
-        )  # fmt: skip
-    train_mse = _mse(approximator, x[train_index], targets[train_index])
-    val_mse = _mse(approximator, x[val_index], targets[val_index])
+        fit = _GradientFit(approximator, optimizer, config, generator, logger, on_evaluate)
+        num_steps, history = fit.run(train, val, stopping, progress)
+    train_mse, val_mse = _mse(approximator, *train), _mse(approximator, *val)
     if solver == "least_squares":
         history["train_loss"].append(train_mse)
         history["val_mse"].append(val_mse)
@@ -208,6 +267,8 @@ def fit_regression(
         history=history,
         train_index=train_index,
         val_index=val_index,
+        best_step=stopping.best_step,
+        stopped_early=solver == "sgd" and num_steps < config.num_steps,
     )
 
 
@@ -261,49 +322,84 @@ def minibatch_steps(
     return loss.detach()
 
 
-def _sgd_loop(
-    approximator: nn.Module,
-    x: torch.Tensor,
-    targets: torch.Tensor,
-    train_index: torch.Tensor,
-    val_index: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    *,
-    num_steps: int,
-    batch_size: int,
-    generator: torch.Generator,
-    log_every: int,
-    logger: ScalarLogger,
-    progress: bool,
-) -> dict[str, list[float]]:
-    history: dict[str, list[float]] = {"step": [], "train_loss": [], "val_mse": []}
-    bar = ProgressBar(num_steps, desc="regression", enabled=progress)
-    step = 0
-    while step < num_steps:
-        approximator.train()
-        chunk = min(log_every, num_steps - step)
-        loss = minibatch_steps(
-            approximator, x, targets, optimizer, chunk, batch_size, generator, loss_fn,
-            rows=train_index,
+class _GradientFit:
+    """The loop of a gradient fit: steps, evaluate, keep the best, schedule, stop."""
+
+    def __init__(
+        self,
+        approximator: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        config: RegressionConfig,
+        generator: torch.Generator,
+        logger: ScalarLogger,
+        on_evaluate: Callable[[int, nn.Module], None] | None,
+    ) -> None:
+        self.approximator = approximator
+        self.optimizer = optimizer
+        self.config = config
+        self.generator = generator
+        self.logger = logger
+        self.on_evaluate = on_evaluate
+        self.loss_fn = _loss_function(config.loss, config.huber_delta)
+        self.schedule = LearningRateSchedule(
+            optimizer, config.lr_schedule, num_steps=config.num_steps,
+            eval_every=config.log_every, factor=config.lr_factor, patience=config.lr_patience,
+            threshold=config.min_improvement, min_ratio=config.lr_min_ratio,
         )  # fmt: skip
-        step += chunk
-        logger.histograms(approximator, step)
-        train_loss = loss.item()
-        if not math.isfinite(train_loss):
-            raise DivergenceError(
-                f"regression loss became {train_loss} by step {step}; "
-                "try a smaller optimizer.lr or loss=huber"
-            )
-        val_mse = _mse(approximator, x[val_index], targets[val_index])
-        logger.scalar(Tags.TRAIN_LOSS, train_loss, step)
-        logger.scalar(Tags.VAL_MSE, val_mse, step)
-        history["step"].append(float(step))
-        history["train_loss"].append(train_loss)
-        history["val_mse"].append(val_mse)
-        bar.update(step, loss=train_loss)
-    bar.close()
-    return history
+
+    def run(
+        self,
+        train: tuple[torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor],
+        stopping: EarlyStopping,
+        progress: bool,
+    ) -> tuple[int, dict[str, list[float]]]:
+        """Fit until ``stopping`` says so or ``num_steps``; the steps taken and the history."""
+        config, approximator = self.config, self.approximator
+        history: dict[str, list[float]] = {"step": [], "train_loss": [], "val_mse": [], "lr": []}
+        bar = ProgressBar(config.num_steps, desc="regression", enabled=progress)
+        step = 0
+        while step < config.num_steps:
+            approximator.train()
+            chunk = min(config.log_every, config.num_steps - step)
+            lr = self.schedule.lr
+            train_loss = self._steps(*train, chunk).item()
+            step += chunk
+            self.logger.histograms(approximator, step)
+            if not math.isfinite(train_loss):
+                raise DivergenceError(
+                    f"regression loss became {train_loss} by step {step}; "
+                    "try a smaller optimizer.lr or loss=huber"
+                )
+            val_mse = _mse(approximator, *val)
+            monitored = val_mse if len(val[0]) else _mse(approximator, *train)
+            for tag, value, key in (
+                (Tags.TRAIN_LOSS, train_loss, "train_loss"), (Tags.VAL_MSE, val_mse, "val_mse"),
+                (TAG_LR, lr, "lr"),
+            ):  # fmt: skip
+                self.logger.scalar(tag, value, step)
+                history[key].append(value)
+            history["step"].append(float(step))
+            stopping.update(monitored, step, approximator)
+            if self.on_evaluate is not None:
+                self.on_evaluate(step, approximator)
+            bar.update(step, loss=train_loss)
+            if stopping.should_stop(step):
+                break
+            self.schedule.step(monitored)
+        bar.close()
+        stopping.restore(approximator)
+        return step, history
+
+    def _steps(self, x: torch.Tensor, targets: torch.Tensor, num_steps: int) -> torch.Tensor:
+        if len(x) >= self.config.full_batch_below:
+            return minibatch_steps(
+                self.approximator, x, targets, self.optimizer, num_steps,
+                self.config.batch_size, self.generator, self.loss_fn,
+            )  # fmt: skip
+        return full_batch_steps(
+            self.approximator, x, targets, self.optimizer, num_steps, self.loss_fn
+        )
 
 
 @torch.no_grad()

@@ -21,9 +21,8 @@ from rlapprox.algos import FittedValueIteration
 from rlapprox.app.env_builders import build_env, build_model, env_name, has_model
 from rlapprox.approximators import BoxNormalizer
 from rlapprox.core.errors import ConfigError
-from rlapprox.data import RegressionData
 from rlapprox.envs import DiscretizeActions
-from rlapprox.loggers import NullLogger, ScalarLogger, Tags
+from rlapprox.loggers import NullLogger, ScalarLogger
 from rlapprox.models.base import GenerativeModel, control_name
 from rlapprox.viz import (
     StateSlice,
@@ -31,7 +30,6 @@ from rlapprox.viz import (
     chain,
     linear_weights_logger,
     network_q_of_states,
-    regression_figure,
     value_image_logger,
 )
 
@@ -189,25 +187,3 @@ def observation_names(model: GenerativeModel | None, space: gym.spaces.Space) ->
     if len(names) == dim:
         return names
     return tuple(f"obs[{i}]" for i in range(dim))
-
-
-def regression_images(
-    approximator: nn.Module,
-    data: RegressionData,
-    val_index: torch.Tensor,
-    val_mse: float,
-    num_steps: int,
-    logger: ScalarLogger,
-    approximator_name: str,
-) -> None:
-    """The fitted curve (or surface) against the data, and the linear weights plot."""
-    if isinstance(logger, NullLogger):  # nothing would record the images
-        return
-    title = f"{approximator_name} on {data.name}: val MSE {val_mse:.4g}"
-    figure = regression_figure(approximator, data, val_index, title=title)
-    logger.figure(Tags.FIGURE_FIT, figure, num_steps)
-    log_weights = linear_weights_logger(
-        approximator, logger, output_names=["y"], subject=f"on {data.name}", step_name="step"
-    )
-    if log_weights is not None:
-        log_weights(num_steps)

@@ -25,49 +25,101 @@ def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
     return figure
 
 
+#: rows of the data at which a figure of more than one input dimension draws the fit
+MAX_FIT_PROBE_ROWS = 4000
+
+
+def fit_probe(data: RegressionData) -> torch.Tensor:
+    """Inputs at which :func:`regression_figure` draws a fit: ``(P, d)``, on the CPU.
+
+    One input dimension: 400 points across the input box. More: the data's first
+    :data:`MAX_FIT_PROBE_ROWS` rows (the figure shows the validation rows among them).
+    """
+    if data.in_dim == 1:
+        grid = torch.linspace(float(data.low[0]), float(data.high[0]), 400, dtype=data.x.dtype)
+        return grid.unsqueeze(1)
+    return data.x[:MAX_FIT_PROBE_ROWS].cpu()
+
+
 @torch.no_grad()
 def regression_figure(
     approximator: nn.Module,
     data: RegressionData,
     val_index: torch.Tensor,
     title: str,
+    progress: Sequence[tuple[int, torch.Tensor]] = (),
+    history: dict[str, list[float]] | None = None,
 ) -> Figure:
-    """The fitted function against the data.
+    """The fitted function against the data, and how the fit got there.
 
     One input dimension: data points (validation points marked), the fit on a fine grid and the
     noise-free target where known. More dimensions: predicted against observed y on the
-    validation split, with the identity line.
+    validation split, with the identity line. ``progress`` adds earlier fits, thin and fading
+    in, as ``(step, predictions at fit_probe(data))`` pairs; ``history`` (a regression
+    result's) adds a second panel: training loss and validation MSE against the step, the
+    progress steps marked.
     """
     approximator.eval()
     device = next(approximator.parameters()).device
-    figure = new_figure()
-    axes = figure.add_subplot()
+    figure = new_figure(10.0 if history else 6.0, 4.0)
+    axes = figure.add_subplot(1, 2 if history else 1, 1)
     x, y = data.x.cpu(), data.y.cpu()
+    probe = fit_probe(data)
+    fit = approximator(probe.to(device, x.dtype)).squeeze(-1).cpu()
+    colours = [plt_colormap("viridis", len(progress) + 1)(i) for i in range(len(progress))]
+    is_val = torch.zeros(len(x), dtype=torch.bool)
+    is_val[val_index.cpu()] = True
     if data.in_dim == 1:
-        grid = torch.linspace(float(data.low[0]), float(data.high[0]), 400, dtype=x.dtype)
-        fit = approximator(grid.unsqueeze(1).to(device)).squeeze(-1).cpu()
-        is_val = torch.zeros(len(x), dtype=torch.bool)
-        is_val[val_index.cpu()] = True
         axes.scatter(x[~is_val, 0], y[~is_val], s=6, alpha=0.5, label="train data")
         axes.scatter(x[is_val, 0], y[is_val], s=6, alpha=0.7, label="validation data")
         if data.target is not None:
-            target = data.target(grid.unsqueeze(1))
-            axes.plot(grid, target, "k--", linewidth=1, label="target")
-        axes.plot(grid, fit, "C3", linewidth=2, label="f_θ(x)")
+            axes.plot(probe[:, 0], data.target(probe), "k--", linewidth=1, label="target")
+        for (step, earlier), colour in zip(progress, colours, strict=True):
+            axes.plot(probe[:, 0], earlier, color=colour, linewidth=1, label=f"step {step}")
+        axes.plot(probe[:, 0], fit, "C3", linewidth=2, label="f_θ(x)")
         axes.set_xlabel("x")
         axes.set_ylabel("y")
-        axes.legend(loc="best", fontsize="small")
     else:
-        rows = val_index.cpu() if len(val_index) else torch.arange(len(x))
-        predicted = approximator(x[rows].to(device)).squeeze(-1).cpu()
-        axes.scatter(y[rows], predicted, s=6, alpha=0.6)
-        low, high = float(y[rows].min()), float(y[rows].max())
+        rows = is_val[: len(probe)] if is_val[: len(probe)].any() else slice(None)
+        observed = y[: len(probe)][rows]
+        for (step, earlier), colour in zip(progress, colours, strict=True):
+            axes.scatter(
+                observed, earlier[rows], s=4, alpha=0.4, color=colour, label=f"step {step}"
+            )
+        axes.scatter(observed, fit[rows], s=6, alpha=0.6, color="C3", label="f_θ(x)")
+        low, high = float(observed.min()), float(observed.max())
         axes.plot([low, high], [low, high], "k--", linewidth=1)
         axes.set_xlabel("observed y")
         axes.set_ylabel("predicted f_θ(x)")
-    axes.set_title(title)
+    axes.legend(loc="best", fontsize="x-small")
+    axes.set_title(title, fontsize="medium")
+    if history:
+        _learning_curve(figure.add_subplot(1, 2, 2), history, progress, colours)
     figure.tight_layout()
     return figure
+
+
+def _learning_curve(
+    axes: Any,
+    history: dict[str, list[float]],
+    progress: Sequence[tuple[int, torch.Tensor]],
+    colours: Sequence[Any],
+) -> None:
+    steps = history.get("step", [])
+    for key, label in (("train_loss", "training loss"), ("val_mse", "validation MSE")):
+        if len(history.get(key, [])) == len(steps):
+            axes.plot(steps, history[key], linewidth=1, label=label)
+    for (step, _), colour in zip(progress, colours, strict=True):
+        axes.axvline(step, color=colour, linewidth=1, linestyle=":")
+    scored = [
+        (v, s) for v, s in zip(history.get("val_mse", []), steps, strict=False) if math.isfinite(v)
+    ]
+    if scored:  # the weights kept: those of the lowest validation MSE
+        axes.axvline(min(scored)[1], color="C3", linewidth=1, linestyle="--", label="best")
+    axes.set_yscale("log")
+    axes.set_xlabel("step")
+    axes.set_title("training", fontsize="medium")
+    axes.legend(loc="best", fontsize="x-small")
 
 
 def value_heatmap(

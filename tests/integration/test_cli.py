@@ -133,7 +133,7 @@ def test_acceptance_command_without_debug(tmp_path) -> None:
     check_ok(proc)
     metrics = read_metrics(run_dir)
     assert metrics.keys() >= METRIC_KEYS
-    assert metrics["num_steps"] == 2000
+    assert metrics["num_steps"] <= 20000  # the most; early stopping may end it sooner
     # noise std 0.1 on sin(2πx): a fitted MLP gets near the noise floor of 0.01
     assert metrics["val_mse"] < 0.05
 

@@ -224,7 +224,7 @@ def test_command_line_override_beats_debug(compose_config, algo) -> None:
 
 
 def test_debug_regression_numbers(compose_config) -> None:
-    assert compose_config(["algo=regression"]).algo.num_steps == 2000
+    assert compose_config(["algo=regression"]).algo.num_steps == 20000
     assert compose_config(["algo=regression", "debug=default"]).algo.num_steps == 100
     cfg = compose_config(["algo=regression", "debug=default", "algo.num_steps=33"])
     assert cfg.algo.num_steps == 33

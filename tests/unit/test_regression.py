@@ -69,9 +69,9 @@ def test_mlp_with_adam_from_config_fits_noisy_sine(sine_data):
         num_steps=2000,
         seed=0,
     )
-    assert result.num_steps == 2000
+    assert result.num_steps <= 2000
     assert result.val_mse < 0.02
-    assert result.history["val_mse"][-1] == result.val_mse
+    assert result.val_mse == min(result.history["val_mse"])  # the best weights are kept
     assert result.history["val_mse"][0] > 0.05  # it did have to learn
 
 
@@ -96,11 +96,14 @@ def test_history_is_recorded_at_each_log_point(sine_data, num_steps, steps):
         small_mlp(), sine_data.x, sine_data.y, optimizer_factory=adam(), num_steps=num_steps,
         log_every=50,
     )  # fmt: skip
-    assert set(result.history) == {"step", "train_loss", "val_mse"}
+    assert set(result.history) == {"step", "train_loss", "val_mse", "lr"}
     assert result.history["step"] == [float(s) for s in steps]
     assert len(result.history["train_loss"]) == len(result.history["val_mse"]) == len(steps)
+    assert len(result.history["lr"]) == len(steps)
     assert all(math.isfinite(v) for v in result.history["train_loss"])
-    assert set(result.metrics) == {"train_mse", "val_mse", "num_steps", "wall_time_s"}
+    assert set(result.metrics) == {
+        "train_mse", "val_mse", "num_steps", "best_step", "stopped_early", "wall_time_s",
+    }  # fmt: skip
 
 
 def test_huber_loss_trains(sine_data):

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from rlapprox.algos import RegressionConfig, fit_regression, lr_range_test
-from rlapprox.algos.regression import check_solver
+from rlapprox.algos.regression import RegressionResult, check_solver
 from rlapprox.app.builders import (
     as_input,
     build_algo_config,
@@ -19,15 +19,15 @@ from rlapprox.app.builders import (
     build_device,
 )
 from rlapprox.app.context import RunContext, RunOutcome
-from rlapprox.app.image_hooks import regression_images
 from rlapprox.app.recipes.base import Recipe, Trained, load_weights
 from rlapprox.approximators import BoxNormalizer
 from rlapprox.core.errors import ConfigError
 from rlapprox.core.seeding import seed_everything
 from rlapprox.core.types import OptimizerFactory
 from rlapprox.data import RegressionData, make_regression_data
-from rlapprox.loggers import Tags
-from rlapprox.viz.plots import lr_range_figure
+from rlapprox.loggers import NullLogger, ScalarLogger, Tags
+from rlapprox.viz import linear_weights_logger
+from rlapprox.viz.plots import fit_probe, lr_range_figure, regression_figure
 
 #: keys of configs/algo/regression.yaml the recipe reads itself
 BUILDER_KEYS = ("name", "dataset", "lr_finder")
@@ -36,6 +36,68 @@ BUILDER_KEYS = ("name", "dataset", "lr_finder")
 def regression_approximator(cfg: DictConfig, normalizer: BoxNormalizer) -> nn.Module:
     """The approximator of a regression run: one output, inputs scaled by ``normalizer``."""
     return build_approximator(cfg.approximator, out_dim=1, normalizer=normalizer)
+
+
+class FitProgress:
+    """The fit at a few points of training, for the fit figure (``on_evaluate`` of a fit).
+
+    Keeps the predictions at :func:`~rlapprox.viz.plots.fit_probe` at evaluations whose step
+    is at least twice the last kept one (a dozen for 50 to 100,000 steps), then shows
+    :meth:`chosen`: ``num_shown`` of them spread from the first to the last before the best.
+    """
+
+    def __init__(self, data: RegressionData, num_shown: int = 3) -> None:
+        self.probe = fit_probe(data)
+        self.num_shown = num_shown
+        self.kept: list[tuple[int, torch.Tensor]] = []
+
+    @torch.no_grad()
+    def __call__(self, step: int, approximator: nn.Module) -> None:
+        """Keep the fit at ``step`` if it is at least twice the last step kept."""
+        if self.kept and step < 2 * self.kept[-1][0]:
+            return
+        device = next(approximator.parameters()).device
+        prediction = approximator(self.probe.to(device)).squeeze(-1).cpu()
+        self.kept.append((step, prediction))
+
+    def chosen(self, best_step: int) -> list[tuple[int, torch.Tensor]]:
+        """Up to ``num_shown`` kept fits before ``best_step``, evenly spread over the list."""
+        before = [entry for entry in self.kept if entry[0] < best_step]
+        if len(before) <= self.num_shown:
+            return before
+        last = len(before) - 1
+        picks = sorted({round(i * last / (self.num_shown - 1)) for i in range(self.num_shown)})
+        return [before[i] for i in picks]
+
+
+def log_fit_figures(
+    approximator: nn.Module,
+    data: RegressionData,
+    result: RegressionResult,
+    progress: FitProgress | None,
+    logger: ScalarLogger,
+    approximator_name: str,
+) -> None:
+    """The fit (and a few earlier ones) against the data, the losses, the linear weights."""
+    if isinstance(logger, NullLogger):  # nothing would record the images
+        return
+    title = f"{approximator_name} on {data.name}: val MSE {result.val_mse:.4g}"
+    if progress is not None:
+        title += f" (step {result.best_step} of {result.num_steps})"
+    figure = regression_figure(
+        approximator,
+        data,
+        result.val_index,
+        title=title,
+        progress=progress.chosen(result.best_step) if progress is not None else (),
+        history=result.history if progress is not None else None,
+    )
+    logger.figure(Tags.FIGURE_FIT, figure, result.num_steps)
+    log_weights = linear_weights_logger(
+        approximator, logger, output_names=["y"], subject=f"on {data.name}", step_name="step"
+    )
+    if log_weights is not None:
+        log_weights(result.num_steps)
 
 
 def learning_rate_range_test(
@@ -103,6 +165,7 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     if config.solver == "sgd":
         factory = build_checked_optimizer_factory(cfg, approximator)
     extra: dict[str, Any] = {}
+    progress = FitProgress(data) if config.solver == "sgd" else None
     try:
         context.start_training()
         if lr_finder:  # the weights and the fit below are left as they were
@@ -116,15 +179,15 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
             seed=cfg.seed,
             logger=context.logger,
             progress=cfg.logger.progress,
+            on_evaluate=progress,
         )
     except ValueError as err:
         raise ConfigError(f"algo: {err}") from err
-    regression_images(
+    log_fit_figures(
         approximator,
         data,
-        result.val_index,
-        result.val_mse,
-        result.num_steps,
+        result,
+        progress,
         context.logger,
         context.choices.get("approximator", ""),
     )
