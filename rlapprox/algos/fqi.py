@@ -137,7 +137,6 @@ class FittedQIteration:
         self.num_actions = num_actions
         self.config = config
         self.eval_env_fn = eval_env_fn
-        self.seed = seed
         self.logger = logger if logger is not None else NullLogger()
         self.progress = progress
         self.greedy = GreedyQ(self.approximator, eval_env_fn, config.eval_episodes, seed, device)

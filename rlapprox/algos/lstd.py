@@ -277,8 +277,6 @@ class LSPI:
         self.data = data.to("cpu")
         self.num_actions = num_actions
         self.config = config
-        self.eval_env_fn = eval_env_fn
-        self.seed = seed
         self.logger = logger if logger is not None else NullLogger()
         self.progress = progress
         self.greedy = GreedyQ(q_network, eval_env_fn, config.eval_episodes, seed)

@@ -56,7 +56,6 @@ class SarsaLambda:
         self.env_fn = env_fn
         self.num_actions = num_actions
         self.config = config
-        self.eval_env_fn = eval_env_fn
         self.seed = seed
         self.logger = logger if logger is not None else NullLogger()
         self.progress = progress

@@ -20,6 +20,7 @@ from torch import nn
 from rlapprox.algos.online import EpisodeRecord, OnlineResult, learner_for
 from rlapprox.algos.online_config import TDConfig
 from rlapprox.approximators.heads import check_value_approximator
+from rlapprox.envs.evaluation import return_metrics
 from rlapprox.loggers import NullLogger, ScalarLogger, Tags
 
 #: a policy for one observation: NumPy observation -> action
@@ -96,14 +97,11 @@ class TDLambda:
             self._log_value_error(episode + 1)
         env.close()
         record.bar.close()
-        returns = np.asarray(record.returns)
         metrics: dict[str, float | int] = {
             **record.metrics(),
             "alpha": learner.alpha,
             # the evaluated policy's own returns: what U(start) estimates when gamma = 1
-            "eval_return_mean": float(returns.mean()),
-            "eval_return_std": float(returns.std()),
-            "eval_episodes": len(returns),
+            **return_metrics(np.asarray(record.returns)),
         }
         if self.value_errors:
             metrics["value_rms_error"] = self.value_errors[-1]
