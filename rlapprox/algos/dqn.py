@@ -152,8 +152,7 @@ class DQN:
         """
         cfg = self.config
         num_envs = cfg.num_envs
-        if self._obs is None:
-            self._start_episodes(self.seed)
+        self.ensure_started()
         bar = ProgressBar(cfg.total_steps, desc="dqn", enabled=self.progress)
         start, start_step, last_stats = time.perf_counter(), self.step, None
         while self.step < cfg.total_steps:
@@ -162,25 +161,11 @@ class DQN:
             actions = epsilon_greedy(
                 self.rng, epsilon, self.num_actions, self._obs, self._greedy_actions
             )
-            next_obs, rewards, terminated, truncated, _ = self.envs.step(actions)
-            self.step += num_envs
+            self.collect(actions)  # step the envs, store the transitions, count episodes
             step = self.step
 
-            # store the finished (n-step) transitions; the step after an episode's end is the
-            # autoreset, whose pair of observations spans two episodes: not a real transition
-            real = ~self._after_autoreset
-            transitions = self.n_step.push(
-                self._obs, actions, rewards, next_obs, terminated, truncated, real
-            )
-            self.buffer.add(*transitions)
-            done = terminated | truncated
-            finished = self.episodes.update(rewards, done, real)
-            self.num_episodes += log_episodes(self.logger, finished, step, self.recent_returns)
-            self._after_autoreset = done
-            self._obs = next_obs  # crucial: continue from the new observation
-
             # train: gradient_steps updates every train_freq env steps once learning has started
-            if self._training_due(step):
+            if self.training_due(step):
                 last_stats = self.train_phase() or last_stats
 
             # sync the target network towards the online one
@@ -197,19 +182,36 @@ class DQN:
                     self.logger, step, epsilon, sps, last_stats, self.q_network, self.num_updates
                 )
                 bar.update(min(step, cfg.total_steps))
-            if self._periodic(cfg.eval_every):
-                returns = self._evaluate(step)
-                self.eval_history.append((step, float(returns.mean())))
-                if cfg.keep_best:
-                    self.best.offer(returns, step, self.q_network)
+            if self.periodic(cfg.eval_every):
+                returns = self.evaluate_periodically()
                 if self.should_stop is not None and self.should_stop(step, float(returns.mean())):
                     self.stopped_at = step
                     break
-            if self._periodic(cfg.checkpoint_every) and self.on_checkpoint is not None:
-                check_finite(self._nonfinite, self.step)
+            if self.periodic(cfg.checkpoint_every) and self.on_checkpoint is not None:
+                self.check_finite()
                 self.on_checkpoint(step)
         bar.close()
-        return self._finish(time.perf_counter() - start, start_step)
+        return self.finish(time.perf_counter() - start, start_step)
+
+    def collect(self, actions: np.ndarray) -> None:
+        """Step the envs with ``actions`` ``(num_envs,)``; store what the step completed.
+
+        The finished (n-step) transitions go to the replay buffer and ended episodes to the
+        logger. The step after an episode's end is Gymnasium's autoreset, whose pair of
+        observations spans two episodes: not a real transition, so it is not stored.
+        """
+        next_obs, rewards, terminated, truncated, _ = self.envs.step(actions)
+        self.step += self.config.num_envs
+        real = ~self._after_autoreset
+        transitions = self.n_step.push(
+            self._obs, actions, rewards, next_obs, terminated, truncated, real
+        )
+        self.buffer.add(*transitions)
+        done = terminated | truncated
+        finished = self.episodes.update(rewards, done, real)
+        self.num_episodes += log_episodes(self.logger, finished, self.step, self.recent_returns)
+        self._after_autoreset = done
+        self._obs = next_obs  # crucial: continue from the new observation
 
     def train_phase(self) -> dict[str, torch.Tensor] | None:
         """One training phase: ``config.gradient_steps`` calls of :meth:`update`.
@@ -239,8 +241,21 @@ class DQN:
             stats = self.update(batch, next_q_target, weights, rows)
             losses.append(stats["loss"])
         if losses:  # one check per phase; a sync with the device only before checkpoints
-            self._nonfinite |= ~torch.isfinite(torch.stack(losses)).all()
+            self.record_losses(torch.stack(losses))
         return stats
+
+    @property
+    def switches_modes(self) -> bool:
+        """Whether the Q-network has dropout or batch norm (acting switches to eval mode)."""
+        return self._switch_modes
+
+    def check_finite(self) -> None:
+        """Raise :class:`~rlapprox.core.errors.DivergenceError` if any TD loss was not finite."""
+        check_finite(self._nonfinite, self.step)
+
+    def record_losses(self, losses: torch.Tensor) -> None:
+        """Note whether any of a phase's TD ``losses`` is NaN or infinite (checked later)."""
+        self._nonfinite |= ~torch.isfinite(losses).all()
 
     def update(
         self,
@@ -376,6 +391,16 @@ class DQN:
         """Online Q-values with dropout and batch norm in eval mode (acting, Double DQN)."""
         return eval_mode_forward(self.q_network, obs, self._switch_modes)
 
+    @property
+    def observations(self) -> np.ndarray | None:
+        """The envs' current observations ``(num_envs, *obs_shape)``; ``None`` before run()."""
+        return self._obs
+
+    def ensure_started(self) -> None:
+        """Reset the envs with the run's seed unless the loop already runs (or was restored)."""
+        if self._obs is None:
+            self._start_episodes(self.seed)
+
     def _start_episodes(self, seed: int) -> None:
         self._obs, self._after_autoreset, self.episodes = start_episodes(self.envs, seed)
 
@@ -383,7 +408,8 @@ class DQN:
         """:meth:`policy` on numpy observations ``(num_envs, *obs_shape)``."""
         return self.policy(torch.from_numpy(obs)).cpu().numpy()
 
-    def _training_due(self, step: int) -> bool:
+    def training_due(self, step: int) -> bool:
+        """Whether a training phase is due after the vector step that reached ``step``."""
         cfg = self.config
         return (
             step >= cfg.learning_starts
@@ -391,16 +417,16 @@ class DQN:
             and len(self.buffer) >= cfg.batch_size
         )
 
-    def _periodic(self, period: int) -> bool:
+    def periodic(self, period: int) -> bool:
         """True when a ``period``-step event (0: none) falls in the last vector step."""
         cfg = self.config
         return (
             period > 0 and crossed(self.step, cfg.num_envs, period) and self.step < cfg.total_steps
         )
 
-    def _finish(self, wall_time: float, start_step: int) -> DQNResult:
+    def finish(self, wall_time: float, start_step: int) -> DQNResult:
         """Final greedy evaluation, metrics and checkpoint."""
-        check_finite(self._nonfinite, self.step)
+        self.check_finite()
         final_returns = self.evaluate_returns()
         self.eval_history.append((self.step, float(final_returns.mean())))
         if self.config.keep_best:  # end with the best evaluated network (maybe this one)
@@ -421,12 +447,19 @@ class DQN:
             self.on_checkpoint(self.step)
         return DQNResult(metrics=metrics, eval_history=list(self.eval_history))
 
-    def _evaluate(self, step: int) -> np.ndarray:
-        """Greedy returns ``(eval_episodes,)``, logged and shown to ``on_evaluate`` at ``step``."""
+    def evaluate_periodically(self) -> np.ndarray:
+        """A periodic greedy evaluation at the current step: logged, kept in the history.
+
+        Returns ``(eval_episodes,)``; shown to ``on_evaluate``, and with ``keep_best`` offered
+        to the best snapshot.
+        """
         returns = self.evaluate_returns()
-        log_returns(self.logger, returns, step)
+        log_returns(self.logger, returns, self.step)
         if self.on_evaluate is not None:
-            self.on_evaluate(step)
+            self.on_evaluate(self.step)
+        self.eval_history.append((self.step, float(returns.mean())))
+        if self.config.keep_best:
+            self.best.offer(returns, self.step, self.q_network)
         return returns
 
     def _restore_loop(self, loop: Mapping[str, Any] | None) -> None:

@@ -10,7 +10,7 @@ right after another with no gradient step between them writes equal weights
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -63,33 +63,92 @@ def group_sizes(
 
 @torch.no_grad()
 def target_q_values(
-    target_network: nn.Module, next_obs: torch.Tensor, rows_per_call: int = TARGET_ROWS_PER_CALL
+    target_network: Callable[[torch.Tensor], torch.Tensor],
+    next_obs: torch.Tensor,
+    rows_per_call: int = TARGET_ROWS_PER_CALL,
+    dim: int = 0,
 ) -> torch.Tensor:
     """Target-network Q(s', ·) of a group's next observations, ``rows_per_call`` rows a call.
 
     Args:
-        target_network: maps ``(N, *obs_shape)`` to ``(N, num_actions)``.
-        next_obs: the group's s', shape ``(N, *obs_shape)``.
+        target_network: maps ``(N, *obs_shape)`` to ``(N, num_actions)`` (or, for K stacked
+            networks, ``(K, N, *obs_shape)`` to ``(K, N, num_actions)``).
+        next_obs: the group's s', shape ``(N, *obs_shape)`` (or ``(K, N, *obs_shape)``).
         rows_per_call: rows valued in each forward call (the last call takes the rest).
+        dim: the rows' dimension: 0, or 1 for stacked networks.
 
     Returns:
-        Q(s', ·), shape ``(N, num_actions)``.
+        Q(s', ·), shape ``(N, num_actions)`` (or ``(K, N, num_actions)``).
     """
-    return torch.cat([target_network(rows) for rows in next_obs.split(rows_per_call)])
+    chunks = next_obs.split(rows_per_call, dim=dim)
+    return torch.cat([target_network(rows) for rows in chunks], dim=dim)
 
 
-def split_batches(group: TransitionBatch, batch_size: int) -> Iterator[TransitionBatch]:
+def split_batches(
+    group: TransitionBatch, batch_size: int, dim: int = 0
+) -> Iterator[TransitionBatch]:
     """The minibatches of ``batch_size`` rows that a group drawn at once consists of, in order.
 
     Args:
         group: ``k * batch_size`` transitions drawn together.
         batch_size: rows per minibatch.
+        dim: the rows' dimension: 0, or 1 for the stacked draws of K agents.
 
     Yields:
         ``k`` batches of ``batch_size`` rows, views into ``group``.
     """
-    for columns in zip(*(column.split(batch_size) for column in group), strict=True):
+    columns_split = (column.split(batch_size, dim=dim) for column in group)
+    for columns in zip(*columns_split, strict=True):
         yield TransitionBatch(*columns)
+
+
+def stack_batches(batches: Sequence[TransitionBatch]) -> TransitionBatch:
+    """K agents' batches of B transitions as one batch of columns ``(K, B, ...)``."""
+    return TransitionBatch(*(torch.stack(columns) for columns in zip(*batches, strict=True)))
+
+
+def lockstep_minibatches(
+    buffers: Sequence[ReplayBuffer | PrioritizedReplayBuffer],
+    generators: Sequence[torch.Generator],
+    target_networks: Callable[[torch.Tensor], torch.Tensor],
+    num_steps: int,
+    batch_size: int,
+    beta: float = 1.0,
+) -> Iterator[tuple[TransitionBatch, torch.Tensor, torch.Tensor | None, list | None]]:
+    """:func:`phase_minibatches` for K agents at once, each drawing from its own buffer.
+
+    Agent k draws from ``buffers[k]`` with ``generators[k]`` exactly as it would alone; the
+    draws are stacked and all K target networks value their s' in the same calls.
+
+    Args:
+        buffers: the K agents' replay buffers (all uniform or all prioritized).
+        generators: their generators, on the buffers' device.
+        target_networks: maps ``(K, N, *obs_shape)`` to ``(K, N, num_actions)``.
+        num_steps: gradient steps of the phase.
+        batch_size: rows per minibatch ``B``.
+        beta: prioritized replay's importance-sampling exponent.
+
+    Yields:
+        ``(batch, next_q_target, weights, rows)``: columns ``(K, B, ...)``, Q(s', ·)
+        ``(K, B, num_actions)``, and for prioritized replay the importance weights ``(K, B)``
+        and each agent's buffer rows (``None`` for uniform draws).
+    """
+    pairs = list(zip(buffers, generators, strict=True))
+    if isinstance(buffers[0], PrioritizedReplayBuffer):
+        for _ in range(num_steps):
+            draws = [buffer.sample(batch_size, gen, beta) for buffer, gen in pairs]
+            batch = stack_batches([draw[0] for draw in draws])
+            with torch.no_grad():
+                next_q_target = target_networks(batch.next_obs)
+            yield batch, next_q_target, torch.stack([d[1] for d in draws]), [d[2] for d in draws]
+        return
+    elements = len(buffers) * batch_size * buffers[0].obs[0].numel()
+    for steps in group_sizes(num_steps, elements):
+        group = stack_batches([buffer.sample(steps * batch_size, gen) for buffer, gen in pairs])
+        next_q_target = target_q_values(target_networks, group.next_obs, dim=1)
+        batches = split_batches(group, batch_size, dim=1)
+        for batch, next_q in zip(batches, next_q_target.split(batch_size, dim=1), strict=True):
+            yield batch, next_q, None, None
 
 
 def phase_minibatches(

@@ -1,4 +1,4 @@
-"""Gradient-norm clipping for the parameters of one network."""
+"""Gradient-norm clipping for the parameters of one network, or of K stacked networks."""
 
 from __future__ import annotations
 
@@ -33,3 +33,27 @@ def clip_grad_norm_(parameters: Sequence[torch.Tensor], max_norm: float) -> torc
     total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
     torch._foreach_mul_(grads, torch.clamp(max_norm / (total_norm + 1e-6), max=1.0))
     return total_norm
+
+
+@torch.no_grad()
+def clip_stacked_grad_norms_(parameters: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """:func:`clip_grad_norm_` for K networks at once, each on its own gradients' norm.
+
+    Args:
+        parameters: stacked parameters ``(K, *shape)`` (see
+            :class:`~rlapprox.approximators.stacked.StackedNetworks`); slice ``k`` of each is
+            network ``k``'s. Those without a gradient are skipped.
+        max_norm: the largest norm each network's gradients keep.
+
+    Returns:
+        Each network's gradient norm before clipping, shape ``(K,)``.
+    """
+    grads = [param.grad for param in parameters if param.grad is not None]
+    if not grads:
+        return torch.zeros(len(parameters[0]) if parameters else 0)
+    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])
+    total_norms = torch.linalg.vector_norm(norms, dim=0)
+    scale = torch.clamp(max_norm / (total_norms + 1e-6), max=1.0)
+    for grad in grads:
+        grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))
+    return total_norms

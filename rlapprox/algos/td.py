@@ -118,17 +118,18 @@ def max_next_q(
     action with the online network and evaluates it with the target network.
 
     Args:
-        next_q_target: target-network Q(s', ·), shape ``(B, num_actions)``.
-        next_q_online: online-network Q(s', ·) for Double DQN, shape ``(B, num_actions)``;
-            ``None`` for vanilla DQN.
+        next_q_target: target-network Q(s', ·), shape ``(B, num_actions)`` (or
+            ``(K, B, num_actions)`` for K networks: actions are the last dimension).
+        next_q_online: online-network Q(s', ·) for Double DQN, the same shape; ``None`` for
+            vanilla DQN.
 
     Returns:
-        V(s') estimates, shape ``(B,)``.
+        V(s') estimates, shape ``(B,)`` (or ``(K, B)``).
     """
     if next_q_online is None:
-        return next_q_target.max(dim=1).values
-    best_actions = next_q_online.argmax(dim=1, keepdim=True)
-    return next_q_target.gather(1, best_actions).squeeze(1)
+        return next_q_target.max(dim=-1).values
+    best_actions = next_q_online.argmax(dim=-1, keepdim=True)
+    return next_q_target.gather(-1, best_actions).squeeze(-1)
 
 
 def td_loss(
@@ -152,6 +153,28 @@ def td_loss(
     if weights is None:
         return loss_fn(predictions, targets)
     return (weights * loss_fn(predictions, targets, reduction="none")).mean()
+
+
+def td_losses(
+    predictions: torch.Tensor,
+    targets: torch.Tensor,
+    kind: str,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """K networks' mean TD regression losses at once, each over its own batch.
+
+    Args:
+        predictions: Q(s, a) of each network's batch, shape ``(K, B)``.
+        targets: TD targets, shape ``(K, B)``.
+        kind: ``"huber"`` (smooth L1) or ``"mse"``.
+        weights: importance weights, shape ``(K, B)``; ``None`` weighs all transitions 1.
+
+    Returns:
+        ``mean_i w_ki l(q_ki, y_ki)`` for each network k, shape ``(K,)``.
+    """
+    loss_fn = F.smooth_l1_loss if kind == "huber" else F.mse_loss
+    losses = loss_fn(predictions, targets, reduction="none")
+    return (losses if weights is None else weights * losses).mean(dim=-1)
 
 
 @torch.no_grad()

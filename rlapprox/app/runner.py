@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from omegaconf import DictConfig
 
 from rlapprox.app.builders import build_device, set_threads
 from rlapprox.app.context import RunContext, RunOutcome
 from rlapprox.app.recipes import recipe_for
+from rlapprox.app.recipes.base import Recipe
 from rlapprox.core.denormals import flush_denormals
 from rlapprox.core.errors import ConfigError
 from rlapprox.core.validation import check_bool, check_positive_int
@@ -45,6 +48,40 @@ def run(cfg: DictConfig, context: RunContext) -> RunOutcome:
         ConfigError: for an unknown algorithm, a config value that cannot work, or a resume
             of an algorithm that cannot resume.
     """
+    recipe, flush = _prepare(cfg, context)
+    with flush_denormals(flush):  # for this run only: the caller's setting comes back after
+        return recipe.train(cfg, context)
+
+
+def run_seeds(
+    cfg: DictConfig,
+    seed_cfgs: Sequence[DictConfig],
+    seed_contexts: Sequence[RunContext],
+    joint: RunContext,
+) -> list[RunOutcome]:
+    """Train the seeds of ``algo.num_seeds`` in one process, through the recipe.
+
+    Args:
+        cfg: the K-seed run's config (its joint checkpoint's).
+        seed_cfgs: each seed's config.
+        seed_contexts: each seed's context (its run directory and logger).
+        joint: the K-seed run's context: the joint checkpoint, the resume state.
+
+    Raises:
+        ConfigError: for an algorithm that trains one seed per process, or as :func:`run`.
+    """
+    recipe, flush = _prepare(cfg, joint)
+    if recipe.train_seeds is None:
+        raise ConfigError(
+            f"algo.num_seeds: only algo=dqn trains several seeds in one process; for "
+            f"algo={recipe.name} sweep the seeds instead: -m seed=0,1,2"
+        )
+    with flush_denormals(flush):
+        return recipe.train_seeds(cfg, list(seed_cfgs), list(seed_contexts), joint)
+
+
+def _prepare(cfg: DictConfig, context: RunContext) -> tuple[Recipe, bool]:
+    """Check the run's settings and set its threads; its recipe and denormal setting."""
     check_run_settings(cfg)
     recipe = recipe_for(cfg.algo.name)
     if context.resume_state is not None and not recipe.resumable:
@@ -56,5 +93,4 @@ def run(cfg: DictConfig, context: RunContext) -> RunOutcome:
         flush = check_bool("flush_denormal", cfg.get("flush_denormal", False))
     except ValueError as err:
         raise ConfigError(str(err)) from err
-    with flush_denormals(flush):  # for this run only: the caller's setting comes back after
-        return recipe.train(cfg, context)
+    return recipe, flush

@@ -24,12 +24,14 @@ from rlapprox.app.cli_errors import (
     remove_unused_run_dir,
 )
 from rlapprox.app.context import RunContext
-from rlapprox.app.hparams import run_overrides, write_hparams
+from rlapprox.app.hparams import run_overrides
+from rlapprox.app.records import announce_run, make_logger, record_run
 from rlapprox.app.runner import run
+from rlapprox.app.seeds import num_seeds, train_seeds
 from rlapprox.app.summary import summary_lines
 from rlapprox.app.trust import Trust, check_saved_config
 from rlapprox.core.errors import ConfigError, DivergenceError
-from rlapprox.loggers import NullLogger, Tags, TensorBoardLogger, write_metrics
+from rlapprox.loggers import TensorBoardLogger
 
 
 def train(
@@ -67,35 +69,21 @@ def train(
     resume_state = None
     if cfg.get("resume"):
         cfg, run_dir, choices, resume_state = _resumed(Path(cfg.resume), cfg.get("trust"))
+    if num_seeds(cfg) > 1:
+        return train_seeds(cfg, run_dir, choices, overrides, resume_state)
     start = time.perf_counter()
-    logger: TensorBoardLogger | NullLogger = (
-        TensorBoardLogger(run_dir, histogram_every=cfg.logger.histogram_every)
-        if cfg.logger.tensorboard
-        else NullLogger()
-    )
+    logger = make_logger(cfg, run_dir)
 
     def announce() -> None:  # every part is built: the run directory and its logs begin here
-        run_dir.mkdir(parents=True, exist_ok=True)
+        announce_run(cfg, run_dir, logger)
         if isinstance(logger, TensorBoardLogger):
-            logger.text(Tags.CONFIG, _indent(OmegaConf.to_yaml(cfg, resolve=True)))
             print(f"rlapprox: logging to {run_dir}  (tensorboard --logdir {run_dir})", flush=True)
 
     try:
         context = RunContext(logger, run_dir, choices, resume_state, on_start=announce)
         outcome = run(cfg, context)
-        metrics: dict[str, Any] = {
-            "algo": cfg.algo.name,
-            "approximator": choices.get("approximator") or cfg.approximator.get("_target_"),
-            "optimizer": choices.get("optimizer") or cfg.optimizer.get("_target_"),
-            "seed": cfg.seed,
-            **outcome.metrics,
-            "wall_time_s": time.perf_counter() - start,
-        }
-        context.save_checkpoint(cfg, outcome.state, outcome.step)
-        write_metrics(run_dir, metrics)
-        if isinstance(logger, TensorBoardLogger):
-            typed = overrides if resume_state is None else None  # a resumed run's are not known
-            write_hparams(logger, cfg, choices, metrics, outcome.step, typed)
+        typed = overrides if resume_state is None else None  # a resumed run's are not known
+        metrics = record_run(cfg, context, outcome, time.perf_counter() - start, typed)
     finally:
         if isinstance(logger, TensorBoardLogger):
             logger.close()
@@ -190,8 +178,3 @@ def _trust_setting(trust: Any) -> Trust:
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise ConfigError(f"trust must be a list of package names or 'all', got {trust!r}")
     return names
-
-
-def _indent(text: str) -> str:
-    # TensorBoard renders text as markdown; indented lines keep the YAML verbatim.
-    return "\n".join("    " + line for line in text.splitlines())

@@ -36,6 +36,11 @@ class Trained:
     model: GenerativeModel | None = None
 
 
+#: (K-seed config, each seed's config, each seed's context, joint context) -> each outcome
+SeedsTrainer = Callable[
+    [DictConfig, list[DictConfig], list[RunContext], RunContext], list[RunOutcome]
+]
+
 #: rebuilds a trained run's parts from its saved config, checkpoint state and a device
 Loader = Callable[[DictConfig, Mapping[str, Any], torch.device], Trained]
 
@@ -56,6 +61,9 @@ class Recipe:
         auto_threads: torch's CPU threads under ``threads: auto`` (``None``: torch's own
             setting). Workloads of many small operations run fastest on one thread and keep
             their speed when another process takes a core (see ``scripts/bench_threads.py``).
+        train_seeds: trains ``algo.num_seeds`` seeds in one process (``None``: the algorithm
+            trains one seed per process); gets the K-seed config, each seed's config and
+            context, and the joint context (checkpoint, resume state).
     """
 
     name: str
@@ -65,6 +73,7 @@ class Recipe:
     load: Loader
     resumable: bool = False
     auto_threads: int | None = None
+    train_seeds: SeedsTrainer | None = None
 
 
 def load_weights(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from rlapprox.algos import DQN, DQNConfig
+from rlapprox.algos.dqn_lockstep import LockstepDQN
 from rlapprox.app.builders import (
     build_algo_config,
     build_checked_optimizer_factory,
@@ -16,10 +17,12 @@ from rlapprox.app.env_builders import build_env, build_vector_env, env_name, mak
 from rlapprox.app.image_hooks import q_images
 from rlapprox.app.pruning import trial_pruner
 from rlapprox.app.recipes.base import Recipe, q_network_loader
+from rlapprox.core.errors import ConfigError
 from rlapprox.core.seeding import seed_everything
 
-#: keys of configs/algo/dqn.yaml that the recipe reads (dueling: the Q-network's head)
-BUILDER_KEYS = ("name", "dueling")
+#: keys of configs/algo/dqn.yaml that the recipe reads (dueling: the Q-network's head;
+#: num_seeds: agents trained in one process)
+BUILDER_KEYS = ("name", "dueling", "num_seeds")
 
 
 def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
@@ -66,6 +69,67 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     return RunOutcome(metrics=metrics, state=dqn.state_dict(), step=result.metrics["env_steps"])
 
 
+def train_seeds(
+    cfg: DictConfig, seed_cfgs: list[DictConfig], contexts: list[RunContext], joint: RunContext
+) -> list[RunOutcome]:
+    """K agents, one per seed config, trained in lockstep; one outcome per agent."""
+    config: DQNConfig = build_algo_config(cfg, DQNConfig, BUILDER_KEYS)
+    device = build_device(cfg)
+    build_env(cfg).close()  # fail now on a bad env config
+    if trial_pruner(cfg) is not None:
+        raise ConfigError("pruning: Optuna pruning needs algo.num_seeds=1 (one run per trial)")
+    agents: list[DQN] = []
+    try:
+        for one, context in zip(seed_cfgs, contexts, strict=True):
+            seed_everything(one.seed)  # each agent's network starts as its seed's lone run's
+            envs = build_vector_env(one, config.num_envs)
+            try:
+                q_network = build_q_network(
+                    one, envs.single_observation_space, envs.single_action_space, "DQN"
+                ).to(device)
+            except Exception:
+                envs.close()
+                raise
+            agent = DQN(
+                q_network,
+                envs,
+                make_env_factory(one),
+                build_checked_optimizer_factory(one, q_network),
+                config,
+                seed=one.seed,
+                device=device,
+                logger=context.logger,
+            )
+            space = envs.single_observation_space
+            agent.on_evaluate = q_images(
+                one, agent.q_network, space, context.logger, device, "env step"
+            )
+            agents.append(agent)
+        lockstep = LockstepDQN(
+            agents,
+            build_checked_optimizer_factory(cfg, agents[0].q_network),
+            on_checkpoint=lambda step: joint.save_checkpoint(cfg, lockstep.state_dict(), step),
+            progress=cfg.logger.progress,
+        )
+        if joint.resume_state is not None:
+            lockstep.load_state_dict(joint.resume_state)
+            print(f"rlapprox: resuming at env step {lockstep.step} of {config.total_steps}")
+        joint.start_training()
+        results = lockstep.run()
+    finally:
+        for agent in agents:
+            agent.envs.close()
+    states = lockstep.state_dict()["agents"]
+    return [
+        RunOutcome(
+            metrics={"env": env_name(one), **result.metrics},
+            state=state,
+            step=result.metrics["env_steps"],
+        )
+        for one, result, state in zip(seed_cfgs, results, states, strict=True)
+    ]
+
+
 RECIPE = Recipe(
     name="dqn",
     settings=DQNConfig,
@@ -76,4 +140,5 @@ RECIPE = Recipe(
     # acting, env steps and batch-64 updates of small MLPs: one thread is as fast idle and
     # keeps its pace beside busy processes (scripts/bench_threads.py)
     auto_threads=1,
+    train_seeds=train_seeds,
 )
