@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import time
-import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,10 +19,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlapprox.algos.dqn_acting import epsilon_greedy, eval_mode_forward, has_mode_dependent_layers
+from rlapprox.algos.dqn_acting import (
+    as_network_input,
+    epsilon_greedy,
+    eval_mode_forward,
+    has_mode_dependent_layers,
+)
 from rlapprox.algos.dqn_batches import crossed, phase_minibatches, target_copy_needed
-from rlapprox.algos.dqn_config import DQNConfig, make_replay_buffer
-from rlapprox.algos.dqn_loop import loop_state, restore_loop, start_episodes
+from rlapprox.algos.dqn_config import DQNConfig, check_vector_env, make_replay_buffer
+from rlapprox.algos.dqn_loop import loop_state, resume_loop, start_episodes
 from rlapprox.algos.dqn_reporting import (
     BestSnapshot,
     DQNResult,
@@ -32,8 +36,8 @@ from rlapprox.algos.dqn_reporting import (
     log_episodes,
     log_training,
 )
-from rlapprox.algos.gradients import clip_grad_norm_
-from rlapprox.algos.td import max_next_q, polyak_update, td_loss, td_target
+from rlapprox.algos.gradients import clip_grad_norm_, set_learning_rates
+from rlapprox.algos.td import polyak_update, q_learning_target, td_loss
 from rlapprox.approximators.heads import check_q_approximator
 from rlapprox.core.types import OptimizerFactory
 from rlapprox.data.n_step import NStepAccumulator
@@ -50,14 +54,11 @@ class DQN:
 
     Each iteration of :meth:`run` reads top to bottom: act → step → store → train → sync
     target → log → evaluate/checkpoint; the learning itself is :meth:`update`. Any approximator
-    with one output per action serves as Q: an MLP, a ConvNet, a linear model on basis
-    features, or a :class:`~rlapprox.approximators.heads.DuelingQ` around any of them.
-    Prioritized replay and n-step targets are options of the config.
+    with one output per action serves as Q (MLP, ConvNet, linear on features, a ``DuelingQ``
+    around any). Prioritized replay and n-step targets are options of the config.
 
-    The loop's state (step, current observations, counters, buffer, generators) lives on the
-    object, so :meth:`state_dict` taken in ``on_checkpoint`` and :meth:`load_state_dict` into a
-    freshly built DQN continue the run exactly (for classic-control envs, see
-    :func:`rlapprox.envs.snapshot_vector_env`).
+    The loop's state lives on the object: :meth:`state_dict` taken in ``on_checkpoint`` and
+    :meth:`load_state_dict` into a freshly built DQN continue the run exactly.
 
     Args:
         q_network: maps ``(B, *obs_shape)`` observations to ``(B, num_actions)`` Q-values.
@@ -91,16 +92,8 @@ class DQN:
         on_checkpoint: Callable[[int], None] | None = None,
         progress: bool = False,
     ) -> None:
-        action_space = envs.single_action_space
-        if not isinstance(action_space, gym.spaces.Discrete):
-            raise ValueError(
-                f"DQN needs a Discrete action space, got {action_space}; for a Box action space "
-                "set env.discrete_actions=N to use N evenly spaced levels per action dimension"
-            )
-        self.num_actions = int(action_space.n)
+        self.num_actions = check_vector_env(envs, config)
         check_q_approximator(q_network, self.num_actions)
-        if envs.num_envs != config.num_envs:
-            raise ValueError(f"envs has {envs.num_envs} copies but num_envs={config.num_envs}")
         self.config = config
         self.device = torch.device(device)
         self.envs = envs
@@ -143,7 +136,7 @@ class DQN:
     @torch.inference_mode()  # lighter than no_grad: acting runs once per env step
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         """Greedy actions argmax_a Q(obs, a), shape ``(B,)`` for ``(B, *obs_shape)`` input."""
-        return self._q_eval_mode(self._as_input(obs)).argmax(dim=1)
+        return self._q_eval_mode(as_network_input(obs, self.device, self._dtype)).argmax(dim=1)
 
     def run(self) -> DQNResult:
         """Collect env steps up to ``total_steps`` while learning Q; evaluate at the end.
@@ -194,11 +187,10 @@ class DQN:
         return self.finish(time.perf_counter() - start, start_step)
 
     def collect(self, actions: np.ndarray) -> None:
-        """Step the envs with ``actions`` ``(num_envs,)``; store what the step completed.
+        """Step the envs with ``actions`` ``(num_envs,)``; store the finished transitions.
 
-        The finished (n-step) transitions go to the replay buffer and ended episodes to the
-        logger. The step after an episode's end is Gymnasium's autoreset, whose pair of
-        observations spans two episodes: not a real transition, so it is not stored.
+        The step after an episode's end is Gymnasium's autoreset, whose pair of observations
+        spans two episodes: not a real transition, so it is not stored.
         """
         next_obs, rewards, terminated, truncated, _ = self.envs.step(actions)
         self.step += self.config.num_envs
@@ -225,9 +217,7 @@ class DQN:
             The last update's figures (see :meth:`update`); ``None`` if none ran.
         """
         cfg = self.config
-        if cfg.lr_schedule == "linear":
-            for group, initial in zip(self.optimizer.param_groups, self._initial_lrs, strict=True):
-                group["lr"] = initial * cfg.lr_factor(self.step)
+        set_learning_rates(self.optimizer, self._initial_lrs, cfg.lr_factor(self.step))
         stats, losses = None, []
         minibatches = phase_minibatches(
             self.buffer,
@@ -281,12 +271,12 @@ class DQN:
             gradients are clipped, ``grad_norm`` (before clipping); all detached.
         """
         cfg = self.config
-        with torch.no_grad():
+        with torch.no_grad():  # y = R + γ^m (1 - terminated) V(s'), m ≤ n_step the steps to s'
             # Double DQN: the online network picks the s' action, the target network values it
             next_q_online = self._q_eval_mode(batch.next_obs) if cfg.double_dqn else None
-            next_values = max_next_q(next_q_target, next_q_online)
-            discounts = batch.discounts  # γ^m, m ≤ n_step the steps to s' (γ for one-step)
-            targets = td_target(batch.rewards, next_values, batch.terminated, discounts)
+            targets = q_learning_target(
+                batch.rewards, batch.terminated, batch.discounts, next_q_target, next_q_online
+            )
         q_all = self.q_network(batch.obs)
         q_taken = q_all.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
         loss = td_loss(q_taken, targets, cfg.loss, weights)
@@ -314,13 +304,11 @@ class DQN:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the run exactly, for a checkpoint.
 
-        Networks, optimizer, counters, recent returns, evaluation history, both random
-        generators, the waiting n-step transitions, the current observations and running
-        episodes with the vector env's state (see :func:`rlapprox.envs.snapshot_vector_env`;
-        ``None`` for envs it does not cover) and, when ``config.save_replay``, the replay
-        buffer. Only tensors and plain Python containers: it loads with
-        ``torch.load(..., weights_only=True)``. Tensors may share memory with the live run (as
-        :meth:`torch.nn.Module.state_dict` does): save them before stepping on.
+        Networks, optimizer, counters, returns, both generators, the waiting n-step
+        transitions, the loop's observations, episodes and env state (see
+        :func:`rlapprox.envs.snapshot_vector_env`) and, with ``save_replay``, the buffer. Only
+        tensors and plain containers (``weights_only`` loads it); tensors may share memory with
+        the live run: save them before stepping on.
         """
         state: dict[str, Any] = {
             "approximator": self.q_network.state_dict(),
@@ -378,14 +366,17 @@ class DQN:
         if "replay" in state:
             self.buffer.load_state_dict(state["replay"])
         self.n_step.load_state_dict(state["n_step"])
-        self._restore_loop(state["loop"])
+        if state["loop"] is None:  # saved before run(): run() starts the episodes
+            self._obs = None
+            return
+        restored = resume_loop(self.envs, state["loop"], self.seed, self.step)
+        if restored is None:  # no env snapshot: fresh episodes, no waiting n-step windows
+            self._start_episodes(self.seed + self.step)
+            self.n_step.clear()
+        else:
+            self._obs, self._after_autoreset, self.episodes = restored
 
     # -- the loop's parts ---------------------------------------------------------------------
-
-    def _as_input(self, obs: torch.Tensor) -> torch.Tensor:
-        """Observations on the device; floating ones in the network's dtype (uint8 stays)."""
-        obs = obs.to(self.device)
-        return obs.to(self._dtype) if obs.is_floating_point() else obs
 
     def _q_eval_mode(self, obs: torch.Tensor) -> torch.Tensor:
         """Online Q-values with dropout and batch norm in eval mode (acting, Double DQN)."""
@@ -448,11 +439,7 @@ class DQN:
         return DQNResult(metrics=metrics, eval_history=list(self.eval_history))
 
     def evaluate_periodically(self) -> np.ndarray:
-        """A periodic greedy evaluation at the current step: logged, kept in the history.
-
-        Returns ``(eval_episodes,)``; shown to ``on_evaluate``, and with ``keep_best`` offered
-        to the best snapshot.
-        """
+        """Greedy returns ``(eval_episodes,)`` now: logged, kept, shown, offered to ``best``."""
         returns = self.evaluate_returns()
         log_returns(self.logger, returns, self.step)
         if self.on_evaluate is not None:
@@ -461,16 +448,3 @@ class DQN:
         if self.config.keep_best:
             self.best.offer(returns, self.step, self.q_network)
         return returns
-
-    def _restore_loop(self, loop: Mapping[str, Any] | None) -> None:
-        if loop is None:  # saved before run(): run() starts the episodes
-            self._obs = None
-        elif loop["envs"] is None:
-            reason = loop["envs_not_saved_because"]
-            warnings.warn(f"DQN resumes from fresh episodes, not exactly: {reason}", stacklevel=3)
-            self._start_episodes(self.seed + self.step)
-            self.n_step.clear()
-        else:
-            self._obs, self._after_autoreset, self.episodes = restore_loop(
-                self.envs, loop, self.seed
-            )

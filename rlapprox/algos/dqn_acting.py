@@ -40,6 +40,12 @@ def eval_mode_forward(module: nn.Module, inputs: torch.Tensor, switch_modes: boo
     return outputs
 
 
+def as_network_input(obs: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Observations on ``device``; floating ones in the network's ``dtype`` (uint8 stays)."""
+    obs = obs.to(device)
+    return obs.to(dtype) if obs.is_floating_point() else obs
+
+
 def epsilon_greedy(
     rng: np.random.Generator,
     epsilon: float,

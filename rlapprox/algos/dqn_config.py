@@ -159,3 +159,21 @@ def make_replay_buffer(
             config.buffer_size, shape, dtype, device, alpha=config.per_alpha, eps=config.per_eps
         )
     return ReplayBuffer(config.buffer_size, shape, dtype, device)
+
+
+def check_vector_env(envs: gym.vector.VectorEnv, config: DQNConfig) -> int:
+    """The number of actions of ``envs``, checked for DQN.
+
+    Raises:
+        ValueError: for a non-discrete action space, or another number of envs than
+            ``config.num_envs``.
+    """
+    action_space = envs.single_action_space
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise ValueError(
+            f"DQN needs a Discrete action space, got {action_space}; for a Box action space "
+            "set env.discrete_actions=N to use N evenly spaced levels per action dimension"
+        )
+    if envs.num_envs != config.num_envs:
+        raise ValueError(f"envs has {envs.num_envs} copies but num_envs={config.num_envs}")
+    return int(action_space.n)

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from rlapprox.algos.dqn import DQN
-from rlapprox.algos.dqn_acting import epsilon_greedy
+from rlapprox.algos.dqn_acting import as_network_input, epsilon_greedy
 from rlapprox.algos.dqn_batches import crossed, lockstep_minibatches, target_copy_needed
 from rlapprox.algos.dqn_reporting import DQNResult, log_training
-from rlapprox.algos.gradients import clip_stacked_grad_norms_
-from rlapprox.algos.td import max_next_q, td_losses, td_target
+from rlapprox.algos.gradients import clip_stacked_grad_norms_, set_learning_rates
+from rlapprox.algos.td import q_learning_target, td_losses
 from rlapprox.approximators.stacked import StackedNetworks
 from rlapprox.core.types import OptimizerFactory
 from rlapprox.data.replay import TransitionBatch
@@ -164,7 +164,8 @@ class LockstepDQN:
     def greedy_actions(self) -> list[np.ndarray]:
         """Every agent's greedy actions for its current observations, ``(num_envs,)`` each."""
         obs = np.stack([agent.observations for agent in self.agents])  # (K, num_envs, ...)
-        q_values = self._q_eval_mode(self._as_input(torch.from_numpy(obs)))
+        inputs = as_network_input(torch.from_numpy(obs), self.device, self._dtype)
+        q_values = self._q_eval_mode(inputs)
         return list(q_values.argmax(dim=-1).cpu().numpy())
 
     def train_phase(self) -> list[dict[str, torch.Tensor]] | None:
@@ -174,9 +175,7 @@ class LockstepDQN:
             Each agent's figures of the last update (see :meth:`update`); ``None`` if none ran.
         """
         cfg = self.config
-        if cfg.lr_schedule == "linear":
-            for group, initial in zip(self.optimizer.param_groups, self._initial_lrs, strict=True):
-                group["lr"] = initial * cfg.lr_factor(self.step)
+        set_learning_rates(self.optimizer, self._initial_lrs, cfg.lr_factor(self.step))
         stats, losses = None, []
         minibatches = lockstep_minibatches(
             [agent.buffer for agent in self.agents],
@@ -216,12 +215,12 @@ class LockstepDQN:
             ``(K,)``; all detached.
         """
         cfg = self.config
-        with torch.no_grad():
+        with torch.no_grad():  # y = R + γ^m (1 - terminated) V(s'), m ≤ n_step the steps to s'
             # Double DQN: the online network picks the s' action, the target network values it
             next_q_online = self._q_eval_mode(batch.next_obs) if cfg.double_dqn else None
-            next_values = max_next_q(next_q_target, next_q_online)
-            discounts = batch.discounts  # γ^m, m ≤ n_step the steps to s' (γ for one-step)
-            targets = td_target(batch.rewards, next_values, batch.terminated, discounts)
+            targets = q_learning_target(
+                batch.rewards, batch.terminated, batch.discounts, next_q_target, next_q_online
+            )
         q_all = self.online(batch.obs)
         q_taken = q_all.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
         losses = td_losses(q_taken, targets, cfg.loss, weights)  # (K,): each agent's own
@@ -277,10 +276,6 @@ class LockstepDQN:
             log_training(
                 agent.logger, self.step, epsilon, sps, stats, agent.q_network, agent.num_updates
             )
-
-    def _as_input(self, obs: torch.Tensor) -> torch.Tensor:
-        obs = obs.to(self.device)
-        return obs.to(self._dtype) if obs.is_floating_point() else obs
 
     def _q_eval_mode(self, obs: torch.Tensor) -> torch.Tensor:
         """The online networks' Q-values ``(K, B, num_actions)`` as in eval mode."""

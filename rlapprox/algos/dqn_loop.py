@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -81,3 +82,27 @@ def restore_loop(
     restore_vector_env(envs, loop["envs"])
     episodes.load_state_dict(loop["episodes"])
     return loop["obs"].numpy().copy(), loop["after_autoreset"].numpy().copy(), episodes
+
+
+def resume_loop(
+    envs: gym.vector.VectorEnv, loop: Mapping[str, Any], seed: int, step: int
+) -> tuple[np.ndarray, np.ndarray, EpisodeTracker] | None:
+    """:func:`restore_loop` where the loop state holds an env snapshot, else ``None``.
+
+    ``None`` (with a warning that says why) means the caller starts fresh episodes: the run
+    continues, but not exactly as it would have.
+
+    Args:
+        envs: a fresh vector env made as the saved one was.
+        loop: what :func:`loop_state` returned.
+        seed: the run's seed.
+        step: the env step the run resumes at (for the message).
+    """
+    if loop["envs"] is None:
+        reason = loop["envs_not_saved_because"]
+        warnings.warn(
+            f"DQN resumes from fresh episodes at env step {step}, not exactly: {reason}",
+            stacklevel=4,
+        )
+        return None
+    return restore_loop(envs, loop, seed)

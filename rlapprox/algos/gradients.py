@@ -57,3 +57,13 @@ def clip_stacked_grad_norms_(parameters: Sequence[torch.Tensor], max_norm: float
     for grad in grads:
         grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))
     return total_norms
+
+
+def set_learning_rates(
+    optimizer: torch.optim.Optimizer, initial_lrs: Sequence[float], factor: float
+) -> None:
+    """Set each parameter group's learning rate to ``factor`` times its initial one."""
+    if factor == 1.0:  # a constant schedule: leave the rates alone
+        return
+    for group, initial in zip(optimizer.param_groups, initial_lrs, strict=True):
+        group["lr"] = initial * factor

@@ -132,6 +132,26 @@ def max_next_q(
     return next_q_target.gather(-1, best_actions).squeeze(-1)
 
 
+def q_learning_target(
+    rewards: torch.Tensor,
+    terminated: torch.Tensor,
+    discounts: torch.Tensor,
+    next_q_target: torch.Tensor,
+    next_q_online: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """DQN's target y = R + γ^m (1 − terminated) V(s'), V(s') from :func:`max_next_q`.
+
+    Args:
+        rewards: (discounted sums of) rewards R, ``(B,)`` (or ``(K, B)``).
+        terminated: 1 where s' is terminal, the same shape.
+        discounts: γ^m, m ≤ n the steps to s' (γ for one-step targets), the same shape.
+        next_q_target: target-network Q(s', ·), ``(B, num_actions)`` (or ``(K, B, ...)``).
+        next_q_online: online-network Q(s', ·) for Double DQN; ``None`` for vanilla DQN.
+    """
+    next_values = max_next_q(next_q_target, next_q_online)
+    return td_target(rewards, next_values, terminated, discounts)
+
+
 def td_loss(
     predictions: torch.Tensor,
     targets: torch.Tensor,

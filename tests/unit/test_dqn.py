@@ -152,7 +152,8 @@ def test_discretised_pendulum_has_grid_actions():
 def test_yaml_keys_and_defaults_are_the_config_fields():
     path = Path(__file__).resolve().parents[2] / "configs" / "algo" / "dqn.yaml"
     values = yaml.safe_load(path.read_text())
-    del values["name"], values["dueling"]  # dueling is the builder's: it wraps the approximator
+    # dueling and num_seeds are the recipe's: it wraps the approximator, it builds K agents
+    del values["name"], values["dueling"], values["num_seeds"]
     assert set(values) == {field.name for field in dataclasses.fields(DQNConfig)}
     assert DQNConfig(**values) == DQNConfig()  # the library's defaults are the command line's
 
