@@ -299,7 +299,7 @@ def unstack_optimizer_state(state: Mapping[str, Any], num_agents: int) -> list[d
     for k in range(num_agents):
         params = {
             index: {
-                key: value if key in _SHARED_OPTIMIZER_KEYS else value[k].clone()
+                key: _copy(value) if key in _SHARED_OPTIMIZER_KEYS else value[k].clone()
                 for key, value in entry.items()
             }
             for index, entry in state["state"].items()
@@ -315,10 +315,15 @@ def stack_optimizer_states(states: Sequence[Mapping[str, Any]]) -> dict[str, Any
     for index, entry in first["state"].items():
         params[index] = {
             key: (
-                value
+                _copy(value)
                 if key in _SHARED_OPTIMIZER_KEYS
                 else torch.stack([s["state"][index][key] for s in states])
             )
             for key, value in entry.items()
         }
     return {"state": params, "param_groups": first["param_groups"]}
+
+
+def _copy(value: Any) -> Any:
+    """A tensor's own copy (the optimizer steps it in place); other values as they are."""
+    return value.clone() if torch.is_tensor(value) else value

@@ -76,7 +76,8 @@ class StackedNetworks:
         mode: how the K networks run: ``"batched_linear"``, ``"vmap"`` or ``"loop"``.
 
     Raises:
-        ValueError: if the modules differ in their parameters' names or shapes.
+        ValueError: if the modules differ in their layers (as printed) or in their
+            parameters' or buffers' names, shapes or dtypes.
     """
 
     def __init__(
@@ -87,11 +88,10 @@ class StackedNetworks:
             raise ValueError("StackedNetworks needs at least one module")
         first = dict(self.modules[0].named_parameters())
         for index, module in enumerate(self.modules[1:], start=1):
-            shapes = {name: p.shape for name, p in module.named_parameters()}
-            if shapes != {name: p.shape for name, p in first.items()}:
+            if _layout(module) != _layout(self.modules[0]):
                 raise ValueError(
-                    f"module {index} has other parameters than module 0: all K networks must "
-                    "be built alike"
+                    f"module {index} is built otherwise than module 0 (its layers, parameters "
+                    "or buffers differ): all K networks must be built alike"
                 )
         self.num_networks = len(self.modules)
         self.names = list(first)
@@ -203,6 +203,15 @@ class StackedNetworks:
             return False
         finally:
             self.train(was_training)
+
+
+def _layout(module: nn.Module) -> tuple[str, list, list]:
+    """What must agree between modules built alike: layers, parameter and buffer shapes."""
+    return (
+        repr(module),
+        [(name, p.shape, p.dtype) for name, p in module.named_parameters()],
+        [(name, b.shape, b.dtype) for name, b in module.named_buffers()],
+    )
 
 
 def _rebind(

@@ -243,9 +243,7 @@ def test_stacked_clipping_equals_clipping_each_network_alone():
     max_norm = 1.0
     scales = (5.0, 0.01, 2.0)  # network 1 is below the max norm
     stacked = _stacked_grads(scales)
-    alone = [
-        [torch.nn.Parameter(p[k].detach().clone()) for p in stacked] for k in range(K)
-    ]
+    alone = [[torch.nn.Parameter(p[k].detach().clone()) for p in stacked] for k in range(K)]
     for k in range(K):
         for param, stacked_param in zip(alone[k], stacked, strict=True):
             param.grad = stacked_param.grad[k].clone()
@@ -258,7 +256,9 @@ def test_stacked_clipping_equals_clipping_each_network_alone():
         torch.testing.assert_close(norms[k], expected_norm, rtol=1e-6, atol=0)
         for param, stacked_param in zip(alone[k], stacked, strict=True):
             torch.testing.assert_close(stacked_param.grad[k], param.grad, rtol=1e-6, atol=1e-8)
-    assert norms[0] > max_norm and norms[2] > max_norm and norms[1] < max_norm
+    assert norms[0] > max_norm
+    assert norms[2] > max_norm
+    assert norms[1] < max_norm
     # the small network is left exactly as it was; the others end at the max norm
     for grad, before in zip((p.grad[1] for p in stacked), unclipped_1, strict=True):
         assert torch.equal(grad, before)
