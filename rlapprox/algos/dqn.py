@@ -118,6 +118,7 @@ class DQN:
         # asked after each periodic evaluation (step, mean return): True ends the run there
         self.should_stop: Callable[[int, float], bool] | None = None  # e.g. an Optuna pruner
         self.stopped_at: int | None = None
+        self.solved_at: int | None = None  # the step whose evaluation reached stop_return
         self.progress = progress
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
@@ -158,7 +159,7 @@ class DQN:
             step = self.step
 
             # train: gradient_steps updates every train_freq env steps once learning has started
-            if self.training_due(step):
+            if cfg.training_due(step, len(self.buffer)):
                 last_stats = self.train_phase() or last_stats
 
             # sync the target network towards the online one
@@ -175,12 +176,15 @@ class DQN:
                     self.logger, step, epsilon, sps, last_stats, self.q_network, self.num_updates
                 )
                 bar.update(min(step, cfg.total_steps))
-            if self.periodic(cfg.eval_every):
-                returns = self.evaluate_periodically()
-                if self.should_stop is not None and self.should_stop(step, float(returns.mean())):
+            if cfg.periodic(step, cfg.eval_every):
+                mean_return = float(self.evaluate_periodically().mean())
+                if cfg.stop_return is not None and mean_return >= cfg.stop_return:
+                    self.solved_at = step  # solved: training ends here
+                    break
+                if self.should_stop is not None and self.should_stop(step, mean_return):
                     self.stopped_at = step
                     break
-            if self.periodic(cfg.checkpoint_every) and self.on_checkpoint is not None:
+            if cfg.periodic(step, cfg.checkpoint_every) and self.on_checkpoint is not None:
                 self.check_finite()
                 self.on_checkpoint(step)
         bar.close()
@@ -395,25 +399,8 @@ class DQN:
     def _start_episodes(self, seed: int) -> None:
         self._obs, self._after_autoreset, self.episodes = start_episodes(self.envs, seed)
 
-    def _greedy_actions(self, obs: np.ndarray) -> np.ndarray:
-        """:meth:`policy` on numpy observations ``(num_envs, *obs_shape)``."""
+    def _greedy_actions(self, obs: np.ndarray) -> np.ndarray:  # on (num_envs, *obs_shape)
         return self.policy(torch.from_numpy(obs)).cpu().numpy()
-
-    def training_due(self, step: int) -> bool:
-        """Whether a training phase is due after the vector step that reached ``step``."""
-        cfg = self.config
-        return (
-            step >= cfg.learning_starts
-            and crossed(step, cfg.num_envs, cfg.train_freq)
-            and len(self.buffer) >= cfg.batch_size
-        )
-
-    def periodic(self, period: int) -> bool:
-        """True when a ``period``-step event (0: none) falls in the last vector step."""
-        cfg = self.config
-        return (
-            period > 0 and crossed(self.step, cfg.num_envs, period) and self.step < cfg.total_steps
-        )
 
     def finish(self, wall_time: float, start_step: int) -> DQNResult:
         """Final greedy evaluation, metrics and checkpoint."""
@@ -434,6 +421,8 @@ class DQN:
         )
         if self.config.keep_best:
             metrics["best_eval_step"] = int(self.best.step)
+        if self.solved_at is not None:
+            metrics["solved_at_step"] = self.solved_at
         if self.on_checkpoint is not None:
             self.on_checkpoint(self.step)
         return DQNResult(metrics=metrics, eval_history=list(self.eval_history))

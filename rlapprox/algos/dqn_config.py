@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlapprox.algos.dqn_batches import crossed
 from rlapprox.algos.td import linear_schedule
 from rlapprox.core.validation import check_bool, check_choice, check_positive_int, check_range
 from rlapprox.data.prioritized import PrioritizedReplayBuffer
@@ -59,6 +60,9 @@ class DQNConfig:
         keep_best: end with the Q-network of the best greedy evaluation (every
             ``eval_every`` steps and at the end; ties to the later), as SB3's
             ``EvalCallback`` best model, instead of the last one.
+        stop_return: end training at the first periodic evaluation whose mean greedy return
+            reaches this, as SB3's ``StopTrainingOnRewardThreshold`` (``None``: train for
+            ``total_steps``); the run's metrics then hold ``solved_at_step``.
     """
 
     total_steps: int = 50_000
@@ -89,6 +93,7 @@ class DQNConfig:
     checkpoint_every: int = 10_000
     save_replay: bool = True
     keep_best: bool = False
+    stop_return: float | None = None
 
     def __post_init__(self) -> None:
         """Check every field; errors name the field and what is allowed."""
@@ -115,6 +120,28 @@ class DQNConfig:
         check_range("per_alpha", self.per_alpha, low=0.0, high=1.0)
         check_range("per_beta0", self.per_beta0, low=0.0, high=1.0)
         check_range("per_eps", self.per_eps, low=0.0, low_inclusive=False)
+        if self.stop_return is not None:
+            check_range("stop_return", self.stop_return)
+
+    def training_due(self, step: int, buffer_size: int) -> bool:
+        """Whether a training phase follows the vector step that reached env step ``step``.
+
+        Args:
+            step: the env step count after the vector step.
+            buffer_size: transitions in the replay buffer.
+        """
+        return (
+            step >= self.learning_starts
+            and crossed(step, self.num_envs, self.train_freq)
+            and buffer_size >= self.batch_size
+        )
+
+    def periodic(self, step: int, period: int) -> bool:
+        """Whether a ``period``-step event (0: none) falls in the vector step that reached ``step``.
+
+        Not at the end: the end has its own evaluation and checkpoint.
+        """
+        return period > 0 and crossed(step, self.num_envs, period) and step < self.total_steps
 
     def epsilon(self, step: int) -> float:
         """ε at env step ``step``: 1 before ``learning_starts``, then on the linear schedule.

@@ -77,6 +77,11 @@ class LockstepDQN:
                     f"agent {index} has another config or device than agent 0: lockstep "
                     "agents differ only in their seeds"
                 )
+        if first.config.stop_return is not None:
+            raise ValueError(
+                "stop_return: lockstep agents train for total_steps together; end each alone "
+                "with algo.num_seeds=1"
+            )
         self.config = first.config
         self.device = first.device
         obs_shape = tuple(first.envs.single_observation_space.shape)
@@ -120,7 +125,7 @@ class LockstepDQN:
             step = self.step
 
             # train all K agents together
-            if agents[0].training_due(step):
+            if cfg.training_due(step, len(agents[0].buffer)):
                 last_stats = self.train_phase() or last_stats
 
             # sync the K target networks towards the online ones
@@ -135,10 +140,10 @@ class LockstepDQN:
                 sps = (step - start_step) / (time.perf_counter() - start)
                 self._log_training(epsilon, sps, last_stats)
                 bar.update(min(step, cfg.total_steps))
-            if agents[0].periodic(cfg.eval_every):
+            if cfg.periodic(step, cfg.eval_every):
                 for agent in agents:
                     agent.evaluate_periodically()
-            if agents[0].periodic(cfg.checkpoint_every) and self.on_checkpoint is not None:
+            if cfg.periodic(step, cfg.checkpoint_every) and self.on_checkpoint is not None:
                 for agent in agents:
                     agent.check_finite()
                 self.on_checkpoint(step)

@@ -157,7 +157,12 @@ def build_vector_env(cfg: DictConfig, num_envs: int) -> gym.vector.VectorEnv:
         if env.get("id") is None:
             return ModelVectorEnv(build_model(cfg), num_envs, max_episode_steps=steps)
         return make_vector_env(
-            env.id, num_envs, env.get("discrete_actions"), env.get("system"), _gym_kwargs(env)
+            env.id,
+            num_envs,
+            env.get("discrete_actions"),
+            env.get("system"),
+            _gym_kwargs(env),
+            **({"vectorization": env.vectorization} if env.get("vectorization") else {}),
         )
     except ValueError as err:
         raise _refuse_env_error(err) from err

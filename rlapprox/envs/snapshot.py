@@ -2,7 +2,9 @@
 
 Gymnasium envs cannot be snapshotted in general; the classic-control ones keep all their state
 in ``unwrapped.state`` (plus CartPole's ``steps_beyond_terminated``), their ``np_random``
-generator and ``TimeLimit``'s step count. :func:`snapshot_vector_env` saves those as tensors and
+generator and ``TimeLimit``'s step count. Gymnasium's array implementations of them
+(``CartPoleVectorEnv``) keep ``state`` ``(state_dim, num_envs)``, ``steps``, ``prev_done`` and one
+``np_random``. :func:`snapshot_vector_env` saves those as tensors and
 plain Python values (loadable with ``torch.load(..., weights_only=True)``);
 :func:`restore_vector_env` puts them back into a freshly made vector env.
 """
@@ -42,6 +44,8 @@ def snapshot_vector_env(envs: gym.vector.VectorEnv) -> dict[str, Any]:
     Raises:
         ValueError: for any other env, naming the part that cannot be saved.
     """
+    if _is_array_env(envs):
+        return _array_env_snapshot(envs)
     vector, stats = _vector_layers(envs)
     return {
         "autoreset": torch.from_numpy(vector._autoreset_envs.copy()),
@@ -69,6 +73,9 @@ def restore_vector_env(envs: gym.vector.VectorEnv, snapshot: Mapping[str, Any]) 
         ValueError: for an env :func:`snapshot_vector_env` does not cover, or another number
             of sub-envs or of episode-statistics wrappers than saved.
     """
+    if _is_array_env(envs):
+        _restore_array_env(envs, snapshot)
+        return
     vector, stats = _vector_layers(envs)
     if len(snapshot["sub_envs"]) != vector.num_envs:
         raise ValueError(
@@ -143,3 +150,34 @@ def _sub_env_snapshot(env: gym.Env) -> dict[str, Any]:
         "steps_beyond_terminated": getattr(base, "steps_beyond_terminated", None),
         "elapsed_steps": None if time_limit is None else time_limit._elapsed_steps,
     }
+
+
+#: what an array-vectorised classic-control env (``CartPoleVectorEnv``) keeps between steps
+_ARRAY_ENV_FIELDS = ("state", "steps", "prev_done")
+
+
+def _is_array_env(envs: gym.vector.VectorEnv) -> bool:
+    return not isinstance(envs, (gym.vector.VectorWrapper, gym.vector.SyncVectorEnv)) and all(
+        isinstance(getattr(envs, name, None), np.ndarray) for name in _ARRAY_ENV_FIELDS
+    )
+
+
+def _array_env_snapshot(envs: gym.vector.VectorEnv) -> dict[str, Any]:
+    snapshot: dict[str, Any] = {
+        name: torch.from_numpy(getattr(envs, name).copy()) for name in _ARRAY_ENV_FIELDS
+    }
+    snapshot["np_random"] = envs.np_random.bit_generator.state
+    return {"array_env": snapshot}
+
+
+def _restore_array_env(envs: gym.vector.VectorEnv, snapshot: Mapping[str, Any]) -> None:
+    saved = snapshot.get("array_env")
+    if saved is None:
+        raise ValueError("the checkpoint's env was a SyncVectorEnv, this run's is vectorised")
+    if saved["steps"].shape != envs.steps.shape:
+        raise ValueError(
+            f"num_envs: the checkpoint has {len(saved['steps'])} envs, this run {envs.num_envs}"
+        )
+    for name in _ARRAY_ENV_FIELDS:
+        setattr(envs, name, saved[name].numpy().copy())
+    envs.np_random.bit_generator.state = saved["np_random"]

@@ -78,6 +78,11 @@ def train_seeds(
     build_env(cfg).close()  # fail now on a bad env config
     if trial_pruner(cfg) is not None:
         raise ConfigError("pruning: Optuna pruning needs algo.num_seeds=1 (one run per trial)")
+    if config.stop_return is not None:
+        raise ConfigError(
+            "algo.stop_return: the agents of algo.num_seeds > 1 train for total_steps together; "
+            "stop each alone with algo.num_seeds=1"
+        )
     agents: list[DQN] = []
     try:
         for one, context in zip(seed_cfgs, contexts, strict=True):
