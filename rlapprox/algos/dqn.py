@@ -58,7 +58,8 @@ class DQN:
     around any). Prioritized replay and n-step targets are options of the config.
 
     The loop's state lives on the object: :meth:`state_dict` taken in ``on_checkpoint`` and
-    :meth:`load_state_dict` into a freshly built DQN continue the run exactly.
+    :meth:`load_state_dict` into a freshly built DQN continue the run exactly. Envs that step
+    tensors (``ModelVectorEnv``) get a :class:`~rlapprox.algos.dqn_tensors.TensorEnvDQN`.
 
     Args:
         q_network: maps ``(B, *obs_shape)`` observations to ``(B, num_actions)`` Q-values.
@@ -78,6 +79,13 @@ class DQN:
         ValueError: for a non-discrete action space or a network whose output size differs
             from the number of actions.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> DQN:
+        """A :class:`~rlapprox.algos.dqn_tensors.TensorEnvDQN` where ``envs`` steps tensors."""
+        from rlapprox.algos.dqn_tensors import TensorEnvDQN, has_tensor_api  # a subclass
+
+        envs = kwargs.get("envs", args[1] if len(args) > 1 else None)
+        return super().__new__(TensorEnvDQN if cls is DQN and has_tensor_api(envs) else cls)
 
     def __init__(
         self,
@@ -152,10 +160,7 @@ class DQN:
         while self.step < cfg.total_steps:
             # act: ε-greedy over the vector of environments, then step them all
             epsilon = cfg.epsilon(self.step)
-            actions = epsilon_greedy(
-                self.rng, epsilon, self.num_actions, self._obs, self._greedy_actions
-            )
-            self.collect(actions)  # step the envs, store the transitions, count episodes
+            self.collect(self.act(epsilon))  # step the envs, store the transitions, count episodes
             step = self.step
 
             # train: gradient_steps updates every train_freq env steps once learning has started
@@ -329,11 +334,7 @@ class DQN:
             "rng": self.rng.bit_generator.state,
             "torch_generator": self.generator.get_state(),
             "n_step": self.n_step.state_dict(),
-            "loop": (
-                None  # saved before run()
-                if self._obs is None
-                else loop_state(self.envs, self._obs, self._after_autoreset, self.episodes)
-            ),
+            "loop": self._loop_state(),
         }
         if self.config.save_replay:
             state["replay"] = self.buffer.state_dict()
@@ -398,6 +399,14 @@ class DQN:
 
     def _start_episodes(self, seed: int) -> None:
         self._obs, self._after_autoreset, self.episodes = start_episodes(self.envs, seed)
+
+    def act(self, epsilon: float) -> np.ndarray:
+        """ε-greedy actions ``(num_envs,)`` for the current observations, drawn from ``rng``."""
+        return epsilon_greedy(self.rng, epsilon, self.num_actions, self._obs, self._greedy_actions)
+
+    def _loop_state(self) -> dict[str, Any] | None:  # None: saved before run()
+        obs, mask, episodes = self._obs, self._after_autoreset, self.episodes
+        return None if obs is None else loop_state(self.envs, obs, mask, episodes)
 
     def _greedy_actions(self, obs: np.ndarray) -> np.ndarray:  # on (num_envs, *obs_shape)
         return self.policy(torch.from_numpy(obs)).cpu().numpy()

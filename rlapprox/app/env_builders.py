@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlapprox.app.builders import first_line, instantiate_node
@@ -149,13 +150,20 @@ def build_env(cfg: DictConfig) -> gym.Env:
         raise _refuse_env_error(err) from err
 
 
-def build_vector_env(cfg: DictConfig, num_envs: int) -> gym.vector.VectorEnv:
-    """``num_envs`` copies of the run's env, stepped together (DQN's)."""
+def build_vector_env(
+    cfg: DictConfig, num_envs: int, device: torch.device | None = None
+) -> gym.vector.VectorEnv:
+    """``num_envs`` copies of the run's env, stepped together (DQN's).
+
+    A model env (``env.id: null``) steps on ``device`` (the run's), so that on a GPU the whole
+    loop stays there.
+    """
     env = cfg.env
     steps = _check_time_limit(env)
     try:
         if env.get("id") is None:
-            return ModelVectorEnv(build_model(cfg), num_envs, max_episode_steps=steps)
+            model = build_model(cfg)
+            return ModelVectorEnv(model, num_envs, max_episode_steps=steps, device=device)
         return make_vector_env(
             env.id,
             num_envs,

@@ -87,12 +87,20 @@ def load_run(
 
     Raises:
         FileNotFoundError: if the directory has no checkpoint.
-        ValueError: if the checkpoint is not one this version reads.
+        ValueError: if the checkpoint is not one this version reads, or is the joint one of a
+            K-seed run (``algo.num_seeds``; its seeds' own directories open).
         ConfigError: if the saved config names an unknown algorithm or an untrusted target.
     """
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT_NAME
     checkpoint = load_checkpoint(path, map_location=device)
+    agents = checkpoint["state"].get("agents")
+    if agents is not None:  # the joint checkpoint of algo.num_seeds=K
+        first = checkpoint["config"].get("seed", 0)
+        raise ValueError(
+            f"{run_dir} holds {len(agents)} seeds trained together: open one of them, e.g. "
+            f"{run_dir / f'seed_{first}'}"
+        )
     cfg = check_saved_config(checkpoint["config"], str(path), trusted)
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}

@@ -89,6 +89,14 @@ def test_k_seeds_write_k_runs_that_the_tools_read(tmp_path):
         timeout=120,
     )
     assert evaluated.returncode == 0, evaluated.stderr
+    joint = subprocess.run(
+        [sys.executable, "-m", "rlapprox.app.evaluate", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert joint.returncode == 2
+    assert "seed_4" in joint.stderr  # the joint checkpoint points to its seeds' runs
     compared = subprocess.run(
         [str(Path(sysconfig.get_path("scripts")) / "rlapprox-compare"), str(run_dir)],
         capture_output=True,

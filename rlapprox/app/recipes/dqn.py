@@ -31,7 +31,7 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     device = build_device(cfg)
     seed_everything(cfg.seed)
     build_env(cfg).close()  # fail now on a bad env config
-    envs = build_vector_env(cfg, config.num_envs)
+    envs = build_vector_env(cfg, config.num_envs, device)
     try:
         q_network = build_q_network(
             cfg, envs.single_observation_space, envs.single_action_space, "DQN"
@@ -87,7 +87,7 @@ def train_seeds(
     try:
         for one, context in zip(seed_cfgs, contexts, strict=True):
             seed_everything(one.seed)  # each agent's network starts as its seed's lone run's
-            envs = build_vector_env(one, config.num_envs)
+            envs = build_vector_env(one, config.num_envs, device)
             try:
                 q_network = build_q_network(
                     one, envs.single_observation_space, envs.single_action_space, "DQN"
