@@ -23,11 +23,13 @@ from rlapprox.algos.dqn import DQN
 from rlapprox.algos.dqn_acting import as_network_input, epsilon_greedy
 from rlapprox.algos.dqn_batches import crossed, lockstep_minibatches, target_copy_needed
 from rlapprox.algos.dqn_reporting import DQNResult, log_training
+from rlapprox.algos.dqn_tensors import TensorEnvDQN, epsilon_greedy_tensors
 from rlapprox.algos.gradients import clip_stacked_grad_norms_, set_learning_rates
 from rlapprox.algos.td import q_learning_target, td_losses
 from rlapprox.approximators.stacked import StackedNetworks
 from rlapprox.core.types import OptimizerFactory
 from rlapprox.data.replay import TransitionBatch
+from rlapprox.envs.model_env import ModelVectorEnv
 from rlapprox.loggers import ProgressBar
 
 __all__ = ["LockstepDQN", "stack_optimizer_states", "unstack_optimizer_state"]
@@ -54,6 +56,9 @@ class LockstepDQN:
         on_checkpoint: called with the env step every ``checkpoint_every`` env steps and at
             the end, e.g. to save :meth:`state_dict`.
         progress: print a progress bar.
+        shared_envs: one tensor env whose shards (:class:`~rlapprox.envs.shards.VectorEnvShard`)
+            are the agents' envs, stepped once per lockstep step for all K × N envs;
+            ``None``: each agent steps its own envs.
 
     Raises:
         ValueError: for no agents, agents with different configs or devices, or networks
@@ -66,6 +71,7 @@ class LockstepDQN:
         optimizer_factory: OptimizerFactory,
         on_checkpoint: Callable[[int], None] | None = None,
         progress: bool = False,
+        shared_envs: ModelVectorEnv | None = None,
     ) -> None:
         self.agents = list(agents)
         if not self.agents:
@@ -93,6 +99,12 @@ class LockstepDQN:
         self._dtype = self.online.parameters[0].dtype
         self.on_checkpoint = on_checkpoint
         self.progress = progress
+        self.shared_envs = shared_envs
+        if shared_envs is not None and not all(
+            isinstance(a, TensorEnvDQN) and getattr(a.envs, "shared", None) is shared_envs
+            for a in self.agents
+        ):
+            raise ValueError("shared_envs: every agent's envs must be a shard of shared_envs")
         self._updates_at_sync = -1
 
     @property
@@ -156,6 +168,9 @@ class LockstepDQN:
 
     def act_and_collect(self, epsilon: float) -> None:
         """Every agent acts ε-greedily in its envs and stores what its step completed."""
+        if self.shared_envs is not None:
+            self._act_and_collect_on_device(epsilon)
+            return
         greedy = self.greedy_actions() if epsilon < 1.0 else [None] * len(self.agents)
         for agent, agent_greedy in zip(self.agents, greedy, strict=True):
             obs = agent.observations
@@ -164,6 +179,34 @@ class LockstepDQN:
                 agent.rng, epsilon, agent.num_actions, obs, lambda _, g=agent_greedy: g
             )
             agent.collect(actions)
+
+    def _act_and_collect_on_device(self, epsilon: float) -> None:
+        """:meth:`act_and_collect` for agents on shards of one env: one step for all K × N.
+
+        Observations, actions and results stay on the device; each agent draws its
+        exploration from its own generator.
+        """
+        assert self.shared_envs is not None
+        agents = self.agents
+        obs = torch.stack([agent.observation_tensor for agent in agents])  # (K, N, ...)
+        greedy = torch.zeros(obs.shape[:2], dtype=torch.long, device=self.device)
+        if epsilon < 1.0:  # else every env explores
+            with torch.no_grad():
+                inputs = as_network_input(obs, self.device, self._dtype)
+                greedy = self._q_eval_mode(inputs).argmax(dim=-1)  # (K, N)
+        actions = [
+            epsilon_greedy_tensors(
+                agent.explore_generator,
+                epsilon,
+                agent.num_actions,
+                obs[k],
+                lambda _, k=k: greedy[k],
+            )
+            for k, agent in enumerate(agents)
+        ]
+        results = self.shared_envs.step_tensors(torch.cat(actions))
+        for agent, agent_actions in zip(agents, actions, strict=True):
+            agent.record(agent_actions, agent.envs.split(results))
 
     @torch.inference_mode()
     def greedy_actions(self) -> list[np.ndarray]:

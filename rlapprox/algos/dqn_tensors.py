@@ -162,8 +162,18 @@ class TensorEnvDQN(DQN):
         is not stored. ``actions`` may be numpy (from ``LockstepDQN``) or a tensor anywhere.
         """
         actions = torch.as_tensor(actions).to(self.device)
-        results = self.envs.step_tensors(actions)
-        next_obs, rewards, terminated, truncated = (value.to(self.device) for value in results[:4])
+        self.record(actions, self.envs.step_tensors(actions)[:4])
+
+    def record(self, actions: torch.Tensor, results: tuple[torch.Tensor, ...]) -> None:
+        """Store one env step that someone else took: :meth:`collect` without the stepping.
+
+        Args:
+            actions: the actions taken, long ``(num_envs,)`` on the device.
+            results: the step's ``(next_obs, rewards, terminated, truncated)``, each with a
+                leading ``num_envs`` dimension (e.g. this DQN's rows of a shared env's step,
+                see :class:`~rlapprox.envs.shards.VectorEnvShard`).
+        """
+        next_obs, rewards, terminated, truncated = (value.to(self.device) for value in results)
         self.step += self.config.num_envs
         real = ~self._after_autoreset
         transitions = self.n_step.push(

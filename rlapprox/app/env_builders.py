@@ -18,7 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlapprox.app.builders import first_line, instantiate_node
 from rlapprox.core.errors import ConfigError
+from rlapprox.core.validation import check_choice
 from rlapprox.envs import ModelEnv, ModelVectorEnv, make_env, make_vector_env
+from rlapprox.envs.make import VECTORIZATIONS
 from rlapprox.models.base import GenerativeModel
 from rlapprox.models.registry import MODELS, make_model
 from rlapprox.testing import check_model
@@ -150,18 +152,44 @@ def build_env(cfg: DictConfig) -> gym.Env:
         raise _refuse_env_error(err) from err
 
 
+def shared_model_env(
+    cfg: DictConfig, num_envs: int, device: torch.device | None = None
+) -> ModelVectorEnv | None:
+    """One model env of ``num_envs`` for all agents of a K-seed run, where it can serve.
+
+    Where the run's envs are a deterministic model's (``env.id: null``, or
+    ``env.vectorization=model``), K agents' envs step as one batch, each agent's rows reset
+    from its own seeds (:class:`~rlapprox.envs.shards.VectorEnvShard`). ``None`` for Gymnasium
+    envs, and for stochastic models, whose steps draw from one generator for the batch (the
+    agents would no longer be independent): each agent then gets envs of its own.
+    """
+    if cfg.env.get("id") is not None and cfg.env.get("vectorization") != "model":
+        return None
+    model = build_model(cfg)
+    if getattr(model, "stochastic", False):
+        return None
+    steps = _check_time_limit(cfg.env)
+    return ModelVectorEnv(model, num_envs, max_episode_steps=steps, device=device)
+
+
 def build_vector_env(
     cfg: DictConfig, num_envs: int, device: torch.device | None = None
 ) -> gym.vector.VectorEnv:
     """``num_envs`` copies of the run's env, stepped together (DQN's).
 
-    A model env (``env.id: null``) steps on ``device`` (the run's), so that on a GPU the whole
-    loop stays there.
+    A model env (``env.id: null``, or ``env.vectorization=model``: the env's generative model
+    as the env) steps on ``device`` (the run's), so that on a GPU the whole loop stays there.
     """
     env = cfg.env
     steps = _check_time_limit(env)
+    vectorization = env.get("vectorization")
+    if vectorization is not None:
+        try:
+            check_choice("env.vectorization", vectorization, (*VECTORIZATIONS, "model"))
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
     try:
-        if env.get("id") is None:
+        if env.get("id") is None or vectorization == "model":
             model = build_model(cfg)
             return ModelVectorEnv(model, num_envs, max_episode_steps=steps, device=device)
         return make_vector_env(

@@ -134,7 +134,8 @@ def make_env(
     return env
 
 
-#: how :func:`make_vector_env` steps the copies (Gymnasium's ``vectorization_mode`` names)
+#: how :func:`make_vector_env` steps the copies (Gymnasium's ``vectorization_mode`` names);
+#: the command line also takes ``model`` (the env's generative model as a ``ModelVectorEnv``)
 VECTORIZATIONS = ("sync", "vector_entry_point")
 
 

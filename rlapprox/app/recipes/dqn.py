@@ -13,12 +13,19 @@ from rlapprox.app.builders import (
     build_q_network,
 )
 from rlapprox.app.context import RunContext, RunOutcome
-from rlapprox.app.env_builders import build_env, build_vector_env, env_name, make_env_factory
+from rlapprox.app.env_builders import (
+    build_env,
+    build_vector_env,
+    env_name,
+    make_env_factory,
+    shared_model_env,
+)
 from rlapprox.app.image_hooks import q_images
 from rlapprox.app.pruning import trial_pruner
 from rlapprox.app.recipes.base import Recipe, q_network_loader
 from rlapprox.core.errors import ConfigError
 from rlapprox.core.seeding import seed_everything
+from rlapprox.envs.shards import shard
 
 #: keys of configs/algo/dqn.yaml that the recipe reads (dueling: the Q-network's head;
 #: num_seeds: agents trained in one process)
@@ -84,10 +91,12 @@ def train_seeds(
             "stop each alone with algo.num_seeds=1"
         )
     agents: list[DQN] = []
+    shared = shared_model_env(cfg, len(seed_cfgs) * config.num_envs, device)
+    shards = None if shared is None else shard(shared, len(seed_cfgs))
     try:
-        for one, context in zip(seed_cfgs, contexts, strict=True):
+        for k, (one, context) in enumerate(zip(seed_cfgs, contexts, strict=True)):
             seed_everything(one.seed)  # each agent's network starts as its seed's lone run's
-            envs = build_vector_env(one, config.num_envs, device)
+            envs = build_vector_env(one, config.num_envs, device) if shards is None else shards[k]
             try:
                 q_network = build_q_network(
                     one, envs.single_observation_space, envs.single_action_space, "DQN"
@@ -115,6 +124,7 @@ def train_seeds(
             build_checked_optimizer_factory(cfg, agents[0].q_network),
             on_checkpoint=lambda step: joint.save_checkpoint(cfg, lockstep.state_dict(), step),
             progress=cfg.logger.progress,
+            shared_envs=shared,
         )
         if joint.resume_state is not None:
             lockstep.load_state_dict(joint.resume_state)
@@ -124,6 +134,8 @@ def train_seeds(
     finally:
         for agent in agents:
             agent.envs.close()
+        if shared is not None:
+            shared.close()
     states = lockstep.state_dict()["agents"]
     return [
         RunOutcome(
