@@ -14,8 +14,11 @@ Three tables:
 
 CPU figures use torch's default thread count on that machine (printed).
 
+* **K seeds** (``--seeds K``): ``experiment=dqn_cartpole algo.num_seeds=K`` in one process
+  against one seed, with Gymnasium envs and with the model as the env (all on the device).
+
 Example:
-    python scripts/bench_cuda.py --presets fvi_mountaincar,fvi_acrobot
+    python scripts/bench_cuda.py --presets fvi_mountaincar,fvi_acrobot --seeds 100
 """
 
 from __future__ import annotations
@@ -46,6 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line's options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed phases; the best counts")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=0,
+        help="also time this many seeds of dqn_cartpole in one process against one (0: not)",
+    )
     parser.add_argument(
         "--presets",
         default=DEFAULT_PRESETS,
@@ -174,6 +183,41 @@ def run_table(presets: list[str]) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
+def seeds_table(num_seeds: int, device: str) -> None:
+    """Wall time of ``num_seeds`` seeds of dqn_cartpole in one process against one seed.
+
+    Both on ``device``, with the Gymnasium envs (``sync``) and with the CartPole model as the
+    env (``env.vectorization=model``: envs, buffers and networks all on the device). The
+    issue's target on a GPU: 100 seeds in at most 3x the wall time of one.
+    """
+    print(f"\nK seeds of experiment=dqn_cartpole in one process on {device} (wall s, whole runs)")
+    print("| envs | 1 seed s | K | K seeds s | ratio | mean greedy return of the K |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for vectorization in ("sync", "model"):
+        base = ["experiment=dqn_cartpole", f"env.vectorization={vectorization}"]
+        one, _ = run_cli(base, device)
+        with tempfile.TemporaryDirectory() as run_dir:
+            command = [
+                sys.executable,
+                "-m",
+                "rlapprox.train",
+                *base,
+                f"device={device}",
+                f"algo.num_seeds={num_seeds}",
+                "logger.progress=false",
+                f"hydra.run.dir={run_dir}",
+            ]
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            summary = json.loads((Path(run_dir) / "seeds.json").read_text())
+        print(
+            f"| {vectorization} | {one:.1f} | {num_seeds} | {wall:.1f} | {wall / one:.2f} "
+            f"| {summary['eval_return_mean']:.1f} |",
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print both tables and the command that made them."""
     args = parse_args(argv)
@@ -186,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     presets = [name for name in args.presets.split(",") if name]
     if presets:
         run_table(presets)
+    if args.seeds:
+        seeds_table(args.seeds, "cuda" if torch.cuda.is_available() else "cpu")
 
 
 if __name__ == "__main__":
