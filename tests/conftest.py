@@ -41,3 +41,29 @@ def compose_config() -> Iterator[ComposeConfig]:
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+# Runs the real CLI, but the process SIGKILLs itself right after its second checkpoint is
+# written: a crash at a known point, with no timing involved.
+_KILL_AFTER_SECOND_CHECKPOINT = """
+import os, signal, sys
+from rlapprox.app.context import RunContext
+save = RunContext.save_checkpoint
+calls = []
+def save_then_die(self, cfg, state, step):
+    save(self, cfg, state, step)
+    calls.append(step)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+RunContext.save_checkpoint = save_then_die
+from rlapprox.app.train import train_main
+sys.argv = ["rlapprox-train", *sys.argv[1:]]
+train_main()
+"""
+
+
+@pytest.fixture
+def kill_after_second_checkpoint() -> str:
+    """Python code (for ``python -c``) that runs ``rlapprox-train`` with the arguments given
+    after it and SIGKILLs its own process right after its second checkpoint is written."""
+    return _KILL_AFTER_SECOND_CHECKPOINT

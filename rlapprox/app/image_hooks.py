@@ -34,6 +34,14 @@ from rlapprox.viz import (
 )
 
 
+def images_wanted(cfg: DictConfig) -> bool:
+    """``logger.images``: whether the run draws its value images.
+
+    A logger that records nothing (``logger.tensorboard=false``) draws none either.
+    """
+    return bool(OmegaConf.select(cfg, "logger.images", default=True))
+
+
 def image_slice(cfg: DictConfig, names: Iterable[str], low: Any, high: Any) -> StateSlice | None:
     """The plane value images are drawn on: ``env.slice_dims`` through ``env.slice_at``.
 
@@ -62,7 +70,7 @@ def value_images(
     cfg: DictConfig, fvi: FittedValueIteration, model: GenerativeModel, logger: ScalarLogger
 ) -> StepCallback | None:
     """FVI's images: U(s) and the greedy action over a state slice, and linear weights."""
-    if isinstance(logger, NullLogger):  # nothing would record them
+    if isinstance(logger, NullLogger) or not images_wanted(cfg):
         return None
     state_slice = image_slice(cfg, model.state_names, model.state_low, model.state_high)
     subject = f"on {model.env_id}"
@@ -108,7 +116,7 @@ def q_images(
     is ``model.observe(states)``: cos/sin of Acrobot's angles, say); others over the
     observation box with ``env.obs_bounds``.
     """
-    if isinstance(logger, NullLogger):  # nothing would record them
+    if isinstance(logger, NullLogger) or not images_wanted(cfg):
         return None
     model = build_model(cfg) if has_model(cfg) else None
     state_slice, observe = _q_slice(cfg, model, space)

@@ -35,6 +35,7 @@ def check_run_settings(cfg: DictConfig) -> None:
         logger = cfg.get("logger") or {}
         check_bool("logger.tensorboard", logger.get("tensorboard", False))
         check_bool("logger.progress", logger.get("progress", False))
+        check_bool("logger.images", logger.get("images", True))
         check_positive_int("logger.histogram_every", logger.get("histogram_every", 0), minimum=0)
     except ValueError as err:
         raise ConfigError(str(err)) from err

@@ -25,6 +25,7 @@ CASES = [
     (["flush_denormal=sometimes"], "flush_denormal"),
     (["logger.tensorboard=maybe"], "logger.tensorboard"),
     (["logger.histogram_every=-1"], "logger.histogram_every"),
+    (["logger.images=sometimes"], "logger.images"),
     (["algo=nonexistent"], "algo/nonexistent"),
     (["experiment=nonexistent"], "experiment/nonexistent"),
     (["algo.totl_steps=5"], "algo.totl_steps"),

@@ -20,23 +20,6 @@ ARGS = [
     "algo.checkpoint_every=300",
     "seed=5",
 ]
-# Runs the real CLI, but the process SIGKILLs itself right after its second checkpoint is
-# written: a crash at a known point, with no timing involved.
-KILL_AFTER_SECOND_CHECKPOINT = """
-import os, signal, sys
-from rlapprox.app.context import RunContext
-save = RunContext.save_checkpoint
-calls = []
-def save_then_die(self, cfg, state, step):
-    save(self, cfg, state, step)
-    calls.append(step)
-    if len(calls) == 2:
-        os.kill(os.getpid(), signal.SIGKILL)
-RunContext.save_checkpoint = save_then_die
-from rlapprox.app.train import train_main
-sys.argv = ["rlapprox-train", *sys.argv[1:]]
-train_main()
-"""
 
 
 def _run(args: list[str], cwd: Path, code: str | None = None) -> subprocess.CompletedProcess:
@@ -54,12 +37,12 @@ def _final_state(run_dir: Path) -> dict:
     return checkpoint["state"]["approximator"]
 
 
-def test_killed_run_resumes_to_the_same_end(tmp_path):
+def test_killed_run_resumes_to_the_same_end(tmp_path, kill_after_second_checkpoint):
     whole = _run([*ARGS, f"hydra.run.dir={tmp_path / 'whole'}"], tmp_path)
     assert whole.returncode == 0, whole.stderr
 
     killed = _run(
-        [*ARGS, f"hydra.run.dir={tmp_path / 'killed'}"], tmp_path, KILL_AFTER_SECOND_CHECKPOINT
+        [*ARGS, f"hydra.run.dir={tmp_path / 'killed'}"], tmp_path, kill_after_second_checkpoint
     )
     assert killed.returncode == -signal.SIGKILL
     assert not (tmp_path / "killed" / "metrics.json").exists()

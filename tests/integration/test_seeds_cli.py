@@ -22,23 +22,6 @@ import rlapprox
 
 BUDGET = ["debug=default", "algo.total_steps=1200", "algo.checkpoint_every=300"]
 TIME_KEYS = {"wall_time_s", "sps"}
-# Runs the real CLI, but the process SIGKILLs itself right after its second checkpoint is
-# written: a crash at a known point, with no timing involved.
-KILL_AFTER_SECOND_CHECKPOINT = """
-import os, signal, sys
-from rlapprox.app.context import RunContext
-save = RunContext.save_checkpoint
-calls = []
-def save_then_die(self, cfg, state, step):
-    save(self, cfg, state, step)
-    calls.append(step)
-    if len(calls) == 2:
-        os.kill(os.getpid(), signal.SIGKILL)
-RunContext.save_checkpoint = save_then_die
-from rlapprox.app.train import train_main
-sys.argv = ["rlapprox-train", *sys.argv[1:]]
-train_main()
-"""
 
 
 def _cli(args: list[str], cwd: Path, code: str | None = None) -> subprocess.CompletedProcess:
@@ -117,13 +100,13 @@ def test_one_seed_is_todays_run_bit_for_bit(tmp_path):
         assert torch.equal(_weights(tmp_path / "one")[name], tensor), name
 
 
-def test_killed_k_seed_run_resumes_to_the_same_end(tmp_path):
+def test_killed_k_seed_run_resumes_to_the_same_end(tmp_path, kill_after_second_checkpoint):
     args = [*BUDGET, "algo.num_seeds=2", "seed=7"]
     whole = _cli([*args, f"hydra.run.dir={tmp_path / 'whole'}"], tmp_path)
     assert whole.returncode == 0, whole.stderr
 
     killed_dir = tmp_path / "killed"
-    killed = _cli([*args, f"hydra.run.dir={killed_dir}"], tmp_path, KILL_AFTER_SECOND_CHECKPOINT)
+    killed = _cli([*args, f"hydra.run.dir={killed_dir}"], tmp_path, kill_after_second_checkpoint)
     assert killed.returncode == -signal.SIGKILL
     assert not (killed_dir / "seed_7" / "metrics.json").exists()
     assert torch.load(killed_dir / "checkpoint.pt", weights_only=True)["step"] == 600

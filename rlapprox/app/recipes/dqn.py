@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
+import torch
 from omegaconf import DictConfig
 
 from rlapprox.algos import DQN, DQNConfig
@@ -26,6 +28,7 @@ from rlapprox.app.recipes.base import Recipe, q_network_loader
 from rlapprox.core.errors import ConfigError
 from rlapprox.core.seeding import seed_everything
 from rlapprox.envs.shards import shard
+from rlapprox.loggers import ScalarLogger
 
 #: keys of configs/algo/dqn.yaml that the recipe reads (dueling: the Q-network's head;
 #: num_seeds: agents trained in one process)
@@ -39,28 +42,9 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     seed_everything(cfg.seed)
     build_env(cfg).close()  # fail now on a bad env config
     envs = build_vector_env(cfg, config.num_envs, device)
-    try:
-        q_network = build_q_network(
-            cfg, envs.single_observation_space, envs.single_action_space, "DQN"
-        )
-    except Exception:
-        envs.close()
-        raise
-    q_network = q_network.to(device)
-    dqn = DQN(
-        q_network,
-        envs,
-        make_env_factory(cfg),
-        build_checked_optimizer_factory(cfg, q_network),
-        config,
-        seed=cfg.seed,
-        device=device,
-        logger=context.logger,
-        on_checkpoint=lambda step: context.save_checkpoint(cfg, dqn.state_dict(), step),
-        progress=cfg.logger.progress,
-    )
-    space = envs.single_observation_space
-    dqn.on_evaluate = q_images(cfg, dqn.q_network, space, context.logger, device, "env step")
+    dqn = build_agent(cfg, config, envs, device, context.logger)
+    dqn.on_checkpoint = lambda step: context.save_checkpoint(cfg, dqn.state_dict(), step)
+    dqn.progress = cfg.logger.progress
     dqn.should_stop = trial_pruner(cfg)  # in an Optuna search that prunes: its trial's pruner
     if context.resume_state is not None:
         dqn.load_state_dict(context.resume_state)
@@ -74,6 +58,37 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
     if dqn.stopped_at is not None:
         metrics["pruned_at_step"] = dqn.stopped_at
     return RunOutcome(metrics=metrics, state=dqn.state_dict(), step=result.metrics["env_steps"])
+
+
+def build_agent(
+    cfg: DictConfig,
+    config: DQNConfig,
+    envs: gym.vector.VectorEnv,
+    device: torch.device,
+    logger: ScalarLogger,
+) -> DQN:
+    """One DQN on ``envs``: its Q-network built from the config, Q images on evaluation.
+
+    The envs are closed if the network cannot be built.
+    """
+    space = envs.single_observation_space
+    try:
+        q_network = build_q_network(cfg, space, envs.single_action_space, "DQN").to(device)
+    except Exception:
+        envs.close()
+        raise
+    dqn = DQN(
+        q_network,
+        envs,
+        make_env_factory(cfg),
+        build_checked_optimizer_factory(cfg, q_network),
+        config,
+        seed=cfg.seed,
+        device=device,
+        logger=logger,
+    )
+    dqn.on_evaluate = q_images(cfg, dqn.q_network, space, logger, device, "env step")
+    return dqn
 
 
 def train_seeds(
@@ -97,27 +112,7 @@ def train_seeds(
         for k, (one, context) in enumerate(zip(seed_cfgs, contexts, strict=True)):
             seed_everything(one.seed)  # each agent's network starts as its seed's lone run's
             envs = build_vector_env(one, config.num_envs, device) if shards is None else shards[k]
-            try:
-                q_network = build_q_network(
-                    one, envs.single_observation_space, envs.single_action_space, "DQN"
-                ).to(device)
-            except Exception:
-                envs.close()
-                raise
-            agent = DQN(
-                q_network,
-                envs,
-                make_env_factory(one),
-                build_checked_optimizer_factory(one, q_network),
-                config,
-                seed=one.seed,
-                device=device,
-                logger=context.logger,
-            )
-            space = envs.single_observation_space
-            agent.on_evaluate = q_images(
-                one, agent.q_network, space, context.logger, device, "env step"
-            )
+            agent = build_agent(one, config, envs, device, context.logger)
             agents.append(agent)
         lockstep = LockstepDQN(
             agents,
