@@ -196,13 +196,15 @@ class DQN:
         return self.finish(time.perf_counter() - start, start_step)
 
     def collect(self, actions: np.ndarray) -> None:
-        """Step the envs with ``actions`` ``(num_envs,)``; store the finished transitions.
+        """Step the envs with ``actions`` ``(num_envs,)``; store the finished transitions."""
+        self.record(actions, self.envs.step(actions)[:4])
 
-        The step after an episode's end is Gymnasium's autoreset, whose pair of observations
-        spans two episodes: not a real transition, so it is not stored.
-        """
-        next_obs, rewards, terminated, truncated, _ = self.envs.step(actions)
+    def record(self, actions: np.ndarray, results: tuple[np.ndarray, ...]) -> None:
+        """:meth:`collect` of a step taken elsewhere: (next_obs, rewards, terminated, truncated)."""
+        next_obs, rewards, terminated, truncated = results
         self.step += self.config.num_envs
+        # the step after an episode's end is the autoreset: its two observations span two
+        # episodes, not a real transition, so it is not stored
         real = ~self._after_autoreset
         transitions = self.n_step.push(
             self._obs, actions, rewards, next_obs, terminated, truncated, real
@@ -408,7 +410,7 @@ class DQN:
         obs, mask, episodes = self._obs, self._after_autoreset, self.episodes
         return None if obs is None else loop_state(self.envs, obs, mask, episodes)
 
-    def _greedy_actions(self, obs: np.ndarray) -> np.ndarray:  # on (num_envs, *obs_shape)
+    def _greedy_actions(self, obs: np.ndarray) -> np.ndarray:  # (num_envs, *obs_shape)
         return self.policy(torch.from_numpy(obs)).cpu().numpy()
 
     def finish(self, wall_time: float, start_step: int) -> DQNResult:

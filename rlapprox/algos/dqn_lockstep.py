@@ -30,6 +30,7 @@ from rlapprox.approximators.stacked import StackedNetworks
 from rlapprox.core.types import OptimizerFactory
 from rlapprox.data.replay import TransitionBatch
 from rlapprox.envs.model_env import ModelVectorEnv
+from rlapprox.envs.shards import SharedArrayEnv
 from rlapprox.loggers import ProgressBar
 
 __all__ = ["LockstepDQN", "stack_optimizer_states", "unstack_optimizer_state"]
@@ -56,9 +57,11 @@ class LockstepDQN:
         on_checkpoint: called with the env step every ``checkpoint_every`` env steps and at
             the end, e.g. to save :meth:`state_dict`.
         progress: print a progress bar.
-        shared_envs: one tensor env whose shards (:class:`~rlapprox.envs.shards.VectorEnvShard`)
-            are the agents' envs, stepped once per lockstep step for all K × N envs;
-            ``None``: each agent steps its own envs.
+        shared_envs: one env whose shards are the agents' envs, stepped once per lockstep
+            step for all K × N envs: a ``ModelVectorEnv`` (tensor agents on
+            :class:`~rlapprox.envs.shards.VectorEnvShard` s) or a
+            :class:`~rlapprox.envs.shards.SharedArrayEnv` (``ArrayEnvShard`` s); ``None``: each
+            agent steps its own envs.
 
     Raises:
         ValueError: for no agents, agents with different configs or devices, or networks
@@ -71,7 +74,7 @@ class LockstepDQN:
         optimizer_factory: OptimizerFactory,
         on_checkpoint: Callable[[int], None] | None = None,
         progress: bool = False,
-        shared_envs: ModelVectorEnv | None = None,
+        shared_envs: ModelVectorEnv | SharedArrayEnv | None = None,
     ) -> None:
         self.agents = list(agents)
         if not self.agents:
@@ -100,8 +103,10 @@ class LockstepDQN:
         self.on_checkpoint = on_checkpoint
         self.progress = progress
         self.shared_envs = shared_envs
+        tensors = isinstance(shared_envs, ModelVectorEnv)
         if shared_envs is not None and not all(
-            isinstance(a, TensorEnvDQN) and getattr(a.envs, "shared", None) is shared_envs
+            isinstance(a, TensorEnvDQN) == tensors
+            and getattr(a.envs, "shared", None) is shared_envs
             for a in self.agents
         ):
             raise ValueError("shared_envs: every agent's envs must be a shard of shared_envs")
@@ -168,17 +173,24 @@ class LockstepDQN:
 
     def act_and_collect(self, epsilon: float) -> None:
         """Every agent acts ε-greedily in its envs and stores what its step completed."""
-        if self.shared_envs is not None:
+        if isinstance(self.shared_envs, ModelVectorEnv):
             self._act_and_collect_on_device(epsilon)
             return
         greedy = self.greedy_actions() if epsilon < 1.0 else [None] * len(self.agents)
+        all_actions = []
         for agent, agent_greedy in zip(self.agents, greedy, strict=True):
             obs = agent.observations
             assert obs is not None
             actions = epsilon_greedy(
                 agent.rng, epsilon, agent.num_actions, obs, lambda _, g=agent_greedy: g
             )
-            agent.collect(actions)
+            if self.shared_envs is None:
+                agent.collect(actions)  # its own envs
+            all_actions.append(actions)
+        if self.shared_envs is not None:  # one numpy step of all K x N envs
+            results = self.shared_envs.step(np.concatenate(all_actions))
+            for agent, actions in zip(self.agents, all_actions, strict=True):
+                agent.record(actions, agent.envs.split(results))
 
     def _act_and_collect_on_device(self, epsilon: float) -> None:
         """:meth:`act_and_collect` for agents on shards of one env: one step for all K × N.

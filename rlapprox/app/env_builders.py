@@ -21,6 +21,7 @@ from rlapprox.core.errors import ConfigError
 from rlapprox.core.validation import check_choice
 from rlapprox.envs import ModelEnv, ModelVectorEnv, make_env, make_vector_env
 from rlapprox.envs.make import VECTORIZATIONS
+from rlapprox.envs.shards import SharedArrayEnv
 from rlapprox.models.base import GenerativeModel
 from rlapprox.models.registry import MODELS, make_model
 from rlapprox.testing import check_model
@@ -152,19 +153,25 @@ def build_env(cfg: DictConfig) -> gym.Env:
         raise _refuse_env_error(err) from err
 
 
-def shared_model_env(
-    cfg: DictConfig, num_envs: int, device: torch.device | None = None
-) -> ModelVectorEnv | None:
-    """One model env of ``num_envs`` for all agents of a K-seed run, where it can serve.
+def shared_env(
+    cfg: DictConfig, num_groups: int, num_envs: int, device: torch.device | None = None
+) -> ModelVectorEnv | SharedArrayEnv | None:
+    """One env of ``num_groups`` × ``num_envs`` for all agents of a K-seed run, where it serves.
 
-    Where the run's envs are a deterministic model's (``env.id: null``, or
-    ``env.vectorization=model``), K agents' envs step as one batch, each agent's rows reset
-    from its own seeds (:class:`~rlapprox.envs.shards.VectorEnvShard`). ``None`` for Gymnasium
-    envs, and for stochastic models, whose steps draw from one generator for the batch (the
-    agents would no longer be independent): each agent then gets envs of its own.
+    K agents' envs step as one batch, each agent's rows reset from its own seeds, where the
+    run's envs are a deterministic model's (``env.id: null``, or ``env.vectorization=model``:
+    a ``ModelVectorEnv``, see :class:`~rlapprox.envs.shards.VectorEnvShard`) or Gymnasium's
+    array implementation (``env.vectorization=vector_entry_point``: a
+    :class:`~rlapprox.envs.shards.SharedArrayEnv`). ``None`` for ``SyncVectorEnv`` s, and for
+    stochastic models, whose steps draw from one generator for the batch (the agents would no
+    longer be independent): each agent then gets envs of its own.
     """
-    if cfg.env.get("id") is not None and cfg.env.get("vectorization") != "model":
+    vectorization = cfg.env.get("vectorization")
+    if cfg.env.get("id") is not None and vectorization == "vector_entry_point":
+        return SharedArrayEnv(build_vector_env(cfg, num_groups * num_envs), num_groups)
+    if cfg.env.get("id") is not None and vectorization != "model":
         return None
+    num_envs *= num_groups
     model = build_model(cfg)
     if getattr(model, "stochastic", False):
         return None

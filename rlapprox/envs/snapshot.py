@@ -20,6 +20,8 @@ import torch
 from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+from rlapprox.envs.shards import ArrayEnvShard
+
 # Sub-env wrappers that hold no state of their own.
 _STATELESS_WRAPPERS = (OrderEnforcing, PassiveEnvChecker, gym.ActionWrapper)
 
@@ -44,6 +46,8 @@ def snapshot_vector_env(envs: gym.vector.VectorEnv) -> dict[str, Any]:
     Raises:
         ValueError: for any other env, naming the part that cannot be saved.
     """
+    if isinstance(envs, ArrayEnvShard):
+        return _shard_snapshot(envs)
     if _is_array_env(envs):
         return _array_env_snapshot(envs)
     vector, stats = _vector_layers(envs)
@@ -73,6 +77,9 @@ def restore_vector_env(envs: gym.vector.VectorEnv, snapshot: Mapping[str, Any]) 
         ValueError: for an env :func:`snapshot_vector_env` does not cover, or another number
             of sub-envs or of episode-statistics wrappers than saved.
     """
+    if isinstance(envs, ArrayEnvShard):
+        _restore_shard(envs, snapshot)
+        return
     if _is_array_env(envs):
         _restore_array_env(envs, snapshot)
         return
@@ -181,3 +188,30 @@ def _restore_array_env(envs: gym.vector.VectorEnv, snapshot: Mapping[str, Any]) 
     for name in _ARRAY_ENV_FIELDS:
         setattr(envs, name, saved[name].numpy().copy())
     envs.np_random.bit_generator.state = saved["np_random"]
+
+
+def _shard_snapshot(shard: ArrayEnvShard) -> dict[str, Any]:
+    """An array shard's rows and its group's reset generator."""
+    envs, rows = shard.shared.envs, shard.rows
+    saved: dict[str, Any] = {
+        "state": torch.from_numpy(envs.state[:, rows].copy()),
+        "steps": torch.from_numpy(envs.steps[rows].copy()),
+        "prev_done": torch.from_numpy(envs.prev_done[rows].copy()),
+        "rng": shard.shared.rngs[shard.group].bit_generator.state,
+    }
+    return {"array_shard": saved}
+
+
+def _restore_shard(shard: ArrayEnvShard, snapshot: Mapping[str, Any]) -> None:
+    saved = snapshot.get("array_shard")
+    if saved is None:
+        raise ValueError("the checkpoint's env was not a shard of a shared vectorised env")
+    if len(saved["steps"]) != shard.num_envs:
+        raise ValueError(
+            f"num_envs: the checkpoint has {len(saved['steps'])} envs, this run {shard.num_envs}"
+        )
+    envs, rows = shard.shared.envs, shard.rows
+    envs.state[:, rows] = saved["state"].numpy()
+    envs.steps[rows] = saved["steps"].numpy()
+    envs.prev_done[rows] = saved["prev_done"].numpy()
+    shard.shared.rngs[shard.group].bit_generator.state = saved["rng"]

@@ -20,7 +20,7 @@ from rlapprox.app.env_builders import (
     build_vector_env,
     env_name,
     make_env_factory,
-    shared_model_env,
+    shared_env,
 )
 from rlapprox.app.image_hooks import q_images
 from rlapprox.app.pruning import trial_pruner
@@ -106,7 +106,7 @@ def train_seeds(
             "stop each alone with algo.num_seeds=1"
         )
     agents: list[DQN] = []
-    shared = shared_model_env(cfg, len(seed_cfgs) * config.num_envs, device)
+    shared = shared_env(cfg, len(seed_cfgs), config.num_envs, device)
     shards = None if shared is None else shard(shared, len(seed_cfgs))
     try:
         for k, (one, context) in enumerate(zip(seed_cfgs, contexts, strict=True)):
