@@ -1,6 +1,8 @@
 """Algorithms: loops that train approximators. Each takes its pieces already built."""
 
 from rlapprox.algos.dqn import DQN, DQNConfig, DQNResult
+from rlapprox.algos.dqn_lockstep import LockstepDQN
+from rlapprox.algos.dqn_tensors import TensorEnvDQN
 from rlapprox.algos.fqi import FittedQIteration, FQIConfig, FQIResult
 from rlapprox.algos.fvi import FittedValueIteration, FVIConfig, FVIResult
 from rlapprox.algos.lr_finder import LRRangeResult, lr_range_test
@@ -30,6 +32,7 @@ __all__ = [
     "LRRangeResult",
     "LSPIConfig",
     "LSTDConfig",
+    "LockstepDQN",
     "OnlineResult",
     "RegressionConfig",
     "RegressionResult",
@@ -37,6 +40,7 @@ __all__ = [
     "SarsaLambda",
     "TDConfig",
     "TDLambda",
+    "TensorEnvDQN",
     "fit_regression",
     "lr_range_test",
     "lstd",

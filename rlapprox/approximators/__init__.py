@@ -26,6 +26,7 @@ from rlapprox.approximators.heads import (
 from rlapprox.approximators.linear import LinearApproximator
 from rlapprox.approximators.mlp import MLP
 from rlapprox.approximators.normalization import BoxNormalizer
+from rlapprox.approximators.stacked import StackedNetworks
 from rlapprox.features import (
     ConcatFeatures,
     FeatureMap,
@@ -52,6 +53,7 @@ __all__ = [
     "QFunction",
     "RBFBasis",
     "SineBasis",
+    "StackedNetworks",
     "TileCoding",
     "ValueFunction",
     "check_q_approximator",

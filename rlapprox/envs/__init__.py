@@ -17,6 +17,7 @@ from rlapprox.envs.evaluation import (
 from rlapprox.envs.lqr import LQREnv, register_lqr_env
 from rlapprox.envs.make import ChannelsFirstFrames, DiscretizeActions, make_env, make_vector_env
 from rlapprox.envs.model_env import MODEL_ENV_ID, ModelEnv, ModelVectorEnv
+from rlapprox.envs.shards import ArrayEnvShard, SharedArrayEnv, VectorEnvShard, shard
 from rlapprox.envs.snapshot import restore_vector_env, snapshot_vector_env
 
 register_lqr_env()  # so that gym.make("rlapprox/LQR-v0") works wherever envs are made
@@ -24,12 +25,15 @@ register_lqr_env()  # so that gym.make("rlapprox/LQR-v0") works wherever envs ar
 __all__ = [
     "EVAL_SEED_OFFSET",
     "MODEL_ENV_ID",
+    "ArrayEnvShard",
     "ChannelsFirstFrames",
     "DiscretizeActions",
     "EpisodeTracker",
     "LQREnv",
     "ModelEnv",
     "ModelVectorEnv",
+    "SharedArrayEnv",
+    "VectorEnvShard",
     "evaluate_policy",
     "log_returns",
     "make_env",
@@ -37,5 +41,6 @@ __all__ = [
     "register_lqr_env",
     "restore_vector_env",
     "return_metrics",
+    "shard",
     "snapshot_vector_env",
 ]
