@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlapprox.core.devices import cpu_name
+
 PRESET = "experiment=dqn_cartpole_fast"
 
 
@@ -130,17 +132,6 @@ def run_seed(seed: int, overrides: Sequence[str], run_dir: Path) -> SeedResult:
         process_s=process_s,
         eval_return_mean=float(metrics["eval_return_mean"]),
     )
-
-
-def cpu_name() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (``unknown`` where there is none)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def print_table(results: Sequence[SeedResult]) -> None:

@@ -76,6 +76,7 @@ import torch
 import rlapprox
 from rlapprox.algos import SarsaConfig, SarsaLambda
 from rlapprox.approximators import BoxNormalizer, LinearApproximator
+from rlapprox.core.devices import cpu_name
 from rlapprox.features import TileCoding
 
 ENV_ID = "MountainCar-v0"
@@ -266,20 +267,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     return args
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``lscpu``), else :func:`platform.processor`."""
-    try:
-        out = subprocess.run(
-            ["lscpu"], capture_output=True, text=True, check=False, timeout=10
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        out = ""
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 # ---------------------------------------------------------------- MushroomRL's environment
@@ -606,7 +593,7 @@ def main(argv: list[str] | None = None) -> None:
         write_csv(args.csv, results)
         print(f"\nmean learning curves: {args.csv}")
     print(f"\n$ python scripts/bench_online.py {command}".rstrip())
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs)")
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs)")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlapprox.core.devices import cpu_name
 from rlapprox.envs import ModelVectorEnv
 
 SOLVED = 475.0
@@ -63,7 +64,12 @@ def bench_seeds(preset: str, k: int, first_seed: int, workdir: Path) -> dict:
     seeds = [first_seed + i for i in range(k)]
     together_dir = workdir / f"k{k}_together"
     together_s = _train([*preset_args, f"algo.num_seeds={k}", f"seed={first_seed}"], together_dir)
-    together = [_metrics(together_dir / f"seed_{s}") for s in seeds]
+    # K = 1 is an ordinary run: its directory is the seed's run
+    together = (
+        [_metrics(together_dir)]
+        if k == 1
+        else [_metrics(together_dir / f"seed_{s}") for s in seeds]
+    )
     alone_s, alone = 0.0, []
     for seed in seeds:
         run_dir = workdir / f"k{k}_alone_{seed}"
@@ -146,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(
-        f"cpu: {_cpu_name()}; torch {torch.__version__}; affinity {sorted(os.sched_getaffinity(0))}"
+        f"cpu: {cpu_name()}; torch {torch.__version__}; affinity {sorted(os.sched_getaffinity(0))}"
     )
 
     if args.ks != "none":
@@ -187,16 +193,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _fmt(values: Sequence[float]) -> str:
     return " ".join(f"{v:.0f}" for v in values)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ library's own: :func:`rlapprox.models.random_walk_model` through :class:`rlappro
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import sys
 import time
 
@@ -23,20 +21,9 @@ import torch
 from rlapprox.algos import TDConfig, TDLambda
 from rlapprox.algos.td_lambda import random_policy
 from rlapprox.approximators import linear_identity
+from rlapprox.core.devices import cpu_name
 from rlapprox.envs import ModelEnv
 from rlapprox.models import random_walk_model, random_walk_values
-
-
-def cpu_name() -> str:
-    """The CPU's model name (lscpu), or what the platform says."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def early_error(alpha: float, lam: float, true_online: bool, runs: int) -> float:
