@@ -100,10 +100,9 @@ class TensorEnvDQN(DQN):
     is the loop's own.
 
     Checkpoints hold what DQN's do, plus ``explore_generator``. The loop state saves the
-    observations, autoreset mask and episodes; the env's own state is saved only where
-    :func:`rlapprox.envs.snapshot_vector_env` covers the env. It does not cover
-    ``ModelVectorEnv``, so a resumed run continues from fresh episodes with a warning (as a
-    numpy DQN on such an env does), not exactly.
+    observations, autoreset mask and episodes, and the env's own state where
+    :func:`rlapprox.envs.snapshot_vector_env` covers the env (``ModelVectorEnv`` and its
+    shards included): the resumed run continues exactly.
 
     Args:
         *args: :class:`~rlapprox.algos.DQN`'s arguments; ``envs`` has ``reset_tensors`` and
@@ -200,9 +199,8 @@ class TensorEnvDQN(DQN):
         """Restore a :meth:`state_dict`; :meth:`run` then continues from its step.
 
         As :meth:`DQN.load_state_dict <rlapprox.algos.DQN.load_state_dict>`. A checkpoint
-        without an env snapshot (every ``ModelVectorEnv`` one) resumes from fresh episodes,
-        with a warning. A checkpoint of a numpy-path DQN loads too (the ε generator then
-        keeps its fresh seed).
+        without an env snapshot resumes from fresh episodes, with a warning. A checkpoint of
+        a numpy-path DQN loads too (the ε generator then keeps its fresh seed).
 
         Raises:
             ValueError: as DQN's does.

@@ -20,7 +20,8 @@ import torch
 from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
-from rlapprox.envs.shards import ArrayEnvShard
+from rlapprox.envs.model_env import ModelVectorEnv
+from rlapprox.envs.shards import ArrayEnvShard, VectorEnvShard
 
 # Sub-env wrappers that hold no state of their own.
 _STATELESS_WRAPPERS = (OrderEnforcing, PassiveEnvChecker, gym.ActionWrapper)
@@ -34,7 +35,9 @@ def snapshot_vector_env(envs: gym.vector.VectorEnv) -> dict[str, Any]:
     CartPole), their ``np_random`` generator and ``TimeLimit``'s elapsed steps, wrapped only by
     ``TimeLimit``, ``OrderEnforcing``, ``PassiveEnvChecker`` or action wrappers: the
     classic-control envs as :func:`rlapprox.envs.make_vector_env` makes them. Also saves the
-    vector env's autoreset mask and the episode-statistics accumulators.
+    vector env's autoreset mask and the episode-statistics accumulators. Covers too Gymnasium's
+    ``CartPoleVectorEnv``, :class:`~rlapprox.envs.ModelVectorEnv` and the shards of both
+    (:mod:`rlapprox.envs.shards`).
 
     Args:
         envs: the vector env, reset at least once.
@@ -48,6 +51,8 @@ def snapshot_vector_env(envs: gym.vector.VectorEnv) -> dict[str, Any]:
     """
     if isinstance(envs, ArrayEnvShard):
         return _shard_snapshot(envs)
+    if isinstance(envs, ModelVectorEnv | VectorEnvShard):
+        return _model_env_snapshot(envs)
     if _is_array_env(envs):
         return _array_env_snapshot(envs)
     vector, stats = _vector_layers(envs)
@@ -79,6 +84,9 @@ def restore_vector_env(envs: gym.vector.VectorEnv, snapshot: Mapping[str, Any]) 
     """
     if isinstance(envs, ArrayEnvShard):
         _restore_shard(envs, snapshot)
+        return
+    if isinstance(envs, ModelVectorEnv | VectorEnvShard):
+        _restore_model_env(envs, snapshot)
         return
     if _is_array_env(envs):
         _restore_array_env(envs, snapshot)
@@ -215,3 +223,50 @@ def _restore_shard(shard: ArrayEnvShard, snapshot: Mapping[str, Any]) -> None:
     envs.steps[rows] = saved["steps"].numpy()
     envs.prev_done[rows] = saved["prev_done"].numpy()
     shard.shared.rngs[shard.group].bit_generator.state = saved["rng"]
+
+
+# ModelVectorEnv keeps its state in tensors and per-env generators; a snapshot reads them
+# here (its own module is at its size limit). A shard saves its rows; the step generator,
+# which only stochastic models draw from, is the whole env's.
+
+
+def _model_env_snapshot(envs: ModelVectorEnv | VectorEnvShard) -> dict[str, Any]:
+    """A model env's states, step counts, ended mask and each env's reset generator."""
+    whole, rows = (
+        (envs.shared, envs.rows) if isinstance(envs, VectorEnvShard) else (envs, slice(None))
+    )
+    saved: dict[str, Any] = {
+        "states": whole.states[rows].cpu(),
+        "elapsed_steps": whole.elapsed_steps[rows].cpu(),
+        "ended": torch.from_numpy(whole._ended[rows].copy()),
+        "rngs": [None if rng is None else rng.bit_generator.state for rng in whole._rngs[rows]],
+    }
+    if whole is envs:
+        saved["step_generator"] = whole._step_generator.get_state()
+    return {"model_env": saved}
+
+
+def _restore_model_env(envs: ModelVectorEnv | VectorEnvShard, snapshot: Mapping[str, Any]) -> None:
+    saved = snapshot.get("model_env")
+    if saved is None:
+        raise ValueError("the checkpoint's env was not a model env (ModelVectorEnv)")
+    if len(saved["ended"]) != envs.num_envs:
+        raise ValueError(
+            f"num_envs: the checkpoint has {len(saved['ended'])} envs, this run {envs.num_envs}"
+        )
+    whole, rows = (
+        (envs.shared, envs.rows) if isinstance(envs, VectorEnvShard) else (envs, slice(None))
+    )
+    index = torch.arange(whole.num_envs, device=whole.device)[rows]
+    whole.states = whole.states.index_put((index,), saved["states"].to(whole.device))
+    elapsed = saved["elapsed_steps"].to(whole.device)
+    whole.elapsed_steps = whole.elapsed_steps.index_put((index,), elapsed)
+    whole._ended[rows] = saved["ended"].numpy()
+    for i, state in zip(index.tolist(), saved["rngs"], strict=True):
+        rng = None
+        if state is not None:
+            rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
+            rng.bit_generator.state = state
+        whole._rngs[i] = rng
+    if "step_generator" in saved and whole is envs:
+        whole._step_generator.set_state(saved["step_generator"])

@@ -101,11 +101,12 @@ def test_one_seed_is_todays_run_bit_for_bit(tmp_path):
         assert torch.equal(_weights(tmp_path / "one")[name], tensor), name
 
 
-@pytest.mark.parametrize("vectorization", ["sync", "vector_entry_point"])
+@pytest.mark.parametrize("vectorization", ["sync", "vector_entry_point", "model"])
 def test_killed_k_seed_run_resumes_to_the_same_end(
     tmp_path, kill_after_second_checkpoint, vectorization
 ):
-    # vector_entry_point: the agents' envs are groups of one shared CartPoleVectorEnv
+    # vector_entry_point / model: the agents' envs are rows of one shared CartPoleVectorEnv /
+    # ModelVectorEnv
     args = [*BUDGET, "algo.num_seeds=2", "seed=7", f"env.vectorization={vectorization}"]
     whole = _cli([*args, f"hydra.run.dir={tmp_path / 'whole'}"], tmp_path)
     assert whole.returncode == 0, whole.stderr

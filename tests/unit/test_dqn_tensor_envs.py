@@ -295,19 +295,21 @@ def _run_with_a_half_way_checkpoint(make_envs, path, **overrides):
     return reference, metrics, resumed, load_checkpoint(path)["state"]  # weights_only=True
 
 
-def test_a_model_vector_env_run_resumes_from_fresh_episodes(tmp_path):
-    _, metrics, resumed, state = _run_with_a_half_way_checkpoint(
+def test_a_model_vector_env_run_resumes_exactly(tmp_path):
+    reference, metrics, resumed, state = _run_with_a_half_way_checkpoint(
         lambda: ModelVectorEnv("CartPole-v1", 4), tmp_path / "checkpoint.pt", n_step=3
     )
     assert state["loop"]["obs"].shape == (4, OBS_DIM)
     assert "explore_generator" in state
-    with pytest.warns(UserWarning, match="resumes from fresh episodes at env step 600"):
-        resumed.load_state_dict(state)
+    assert state["loop"]["envs"] is not None  # the model env's own state was saved
+    resumed.load_state_dict(state)
     assert resumed.step == 600
     assert torch.is_tensor(resumed.observation_tensor)
     rest = resumed.run().metrics
-    assert rest["env_steps"] == metrics["env_steps"]
-    assert rest["gradient_steps_done"] == metrics["gradient_steps_done"]
+    for name, tensor in reference.q_network.state_dict().items():
+        assert torch.equal(resumed.q_network.state_dict()[name], tensor), name
+    for key in ("env_steps", "train_episodes", "gradient_steps_done", "eval_return_mean"):
+        assert rest[key] == metrics[key], key
 
 
 @pytest.mark.parametrize("n_step", [1, 3])
