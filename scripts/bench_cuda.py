@@ -150,7 +150,10 @@ def update_table(repeats: int) -> None:
 
 
 def run_cli(overrides: list[str], device: str) -> tuple[float, float]:
-    """Wall time of one ``rlapprox-train`` run and its final greedy return."""
+    """Wall time of one ``rlapprox-train`` run and its final greedy return.
+
+    A K-seed run (``algo.num_seeds``) reports the mean over its seeds (``seeds.json``).
+    """
     with tempfile.TemporaryDirectory() as run_dir:
         command = [
             sys.executable,
@@ -165,7 +168,9 @@ def run_cli(overrides: list[str], device: str) -> tuple[float, float]:
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - start
-        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+        summary = Path(run_dir) / "seeds.json"
+        metrics_path = summary if summary.is_file() else Path(run_dir) / "metrics.json"
+        metrics = json.loads(metrics_path.read_text())
     return wall, metrics["eval_return_mean"]
 
 
@@ -196,24 +201,10 @@ def seeds_table(num_seeds: int, device: str) -> None:
     for vectorization in ("sync", "model"):
         base = ["experiment=dqn_cartpole", f"env.vectorization={vectorization}"]
         one, _ = run_cli(base, device)
-        with tempfile.TemporaryDirectory() as run_dir:
-            command = [
-                sys.executable,
-                "-m",
-                "rlapprox.train",
-                *base,
-                f"device={device}",
-                f"algo.num_seeds={num_seeds}",
-                "logger.progress=false",
-                f"hydra.run.dir={run_dir}",
-            ]
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True, text=True)
-            wall = time.perf_counter() - start
-            summary = json.loads((Path(run_dir) / "seeds.json").read_text())
+        wall, mean_return = run_cli([*base, f"algo.num_seeds={num_seeds}"], device)
         print(
             f"| {vectorization} | {one:.1f} | {num_seeds} | {wall:.1f} | {wall / one:.2f} "
-            f"| {summary['eval_return_mean']:.1f} |",
+            f"| {mean_return:.1f} |",
             flush=True,
         )
 

@@ -201,8 +201,8 @@ class LockstepDQN:
         assert self.shared_envs is not None
         agents = self.agents
         obs = torch.stack([agent.observation_tensor for agent in agents])  # (K, N, ...)
-        greedy = torch.zeros(obs.shape[:2], dtype=torch.long, device=self.device)
-        if epsilon < 1.0:  # else every env explores
+        greedy = None  # at epsilon >= 1 every env explores: no greedy actions are asked for
+        if epsilon < 1.0:
             with torch.no_grad():
                 inputs = as_network_input(obs, self.device, self._dtype)
                 greedy = self._q_eval_mode(inputs).argmax(dim=-1)  # (K, N)

@@ -24,7 +24,6 @@ from gymnasium.vector import AutoresetMode
 
 from rlapprox.algos.dqn import DQN
 from rlapprox.algos.dqn_loop import loop_state, resume_loop
-from rlapprox.algos.dqn_reporting import log_episodes
 from rlapprox.data.n_step_tensors import TensorNStepAccumulator
 from rlapprox.envs.episodes import TensorEpisodeTracker
 
@@ -172,18 +171,8 @@ class TensorEnvDQN(DQN):
                 leading ``num_envs`` dimension (e.g. this DQN's rows of a shared env's step,
                 see :class:`~rlapprox.envs.shards.VectorEnvShard`).
         """
-        next_obs, rewards, terminated, truncated = (value.to(self.device) for value in results)
-        self.step += self.config.num_envs
-        real = ~self._after_autoreset
-        transitions = self.n_step.push(
-            self._obs, actions, rewards, next_obs, terminated, truncated, real
-        )
-        self.buffer.add(*transitions)
-        done = terminated | truncated
-        finished = self.episodes.update(rewards, done, real)  # read on the host only if any
-        self.num_episodes += log_episodes(self.logger, finished, self.step, self.recent_returns)
-        self._after_autoreset = done
-        self._obs = next_obs  # crucial: continue from the new observation
+        # DQN's own storing, on this DQN's tensor twins of the n-step windows and episodes
+        super().record(actions, tuple(value.to(self.device) for value in results))
 
     def state_dict(self) -> dict[str, Any]:
         """:meth:`DQN.state_dict <rlapprox.algos.DQN.state_dict>`, plus ``explore_generator``.

@@ -167,16 +167,16 @@ def shared_env(
     longer be independent): each agent then gets envs of its own.
     """
     vectorization = cfg.env.get("vectorization")
-    if cfg.env.get("id") is not None and vectorization == "vector_entry_point":
-        return SharedArrayEnv(build_vector_env(cfg, num_groups * num_envs), num_groups)
-    if cfg.env.get("id") is not None and vectorization != "model":
+    model_env = cfg.env.get("id") is None or vectorization == "model"
+    if not model_env and vectorization != "vector_entry_point":
         return None
-    num_envs *= num_groups
-    model = build_model(cfg)
-    if getattr(model, "stochastic", False):
+    envs = build_vector_env(cfg, num_groups * num_envs, device)
+    if not isinstance(envs, ModelVectorEnv):
+        return SharedArrayEnv(envs, num_groups)
+    if getattr(envs.model, "stochastic", False):
+        envs.close()
         return None
-    steps = _check_time_limit(cfg.env)
-    return ModelVectorEnv(model, num_envs, max_episode_steps=steps, device=device)
+    return envs
 
 
 def build_vector_env(
