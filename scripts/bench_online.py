@@ -36,10 +36,23 @@ Differences that stay:
   tiles of width 8/57 of the range per tiling, with the same asymmetric displacements, over
   boxes a little wider than the bounds. Both have 8 active features per state (MushroomRL's
   7 at a state on the bounds' upper edge, where its first tiling ends).
-* **Environment**: the same dynamics and start distribution, but different random generators,
-  so a seed's start states differ between the libraries; compare means over seeds.
+* **Environment**: the same dynamics, start distribution and generator (PCG64 from the
+  seed), but MushroomRL's worker resets once with the seed before ``Core`` resets again, so
+  its start states are ours shifted by one draw.
 * **Ties**: both break ties among equal Q(s, ·) uniformly at random (ours with the run's
   generator, MushroomRL with NumPy's global one, seeded with the seed).
+
+So a seed's run differs between the libraries, and a mean over 10 seeds moves by a few steps
+with the seeds: MushroomRL's own true online last-100 mean is 104.4 on seeds 0-9 but 107.0
+on seeds 0-99, where a few seeds settle into slower loops. Compare means over many seeds
+(``--seeds 100``), with the difference's 95% interval, which the tables print.
+
+**Same streams** (with MushroomRL): the same learning runs again with our update
+(``LinearLearner``, the one ``SarsaLambda`` uses) fed MushroomRL's tile layout (a NumPy
+replica of ``Tiles.generate``), its start states and its tie-breaking draws (NumPy's legacy
+global generator: one uniform per action drawn, then ``choice`` among tied actions, also for
+the action drawn after the last step). Where the updates agree, every episode's length
+equals MushroomRL's; the table counts the seeds where all do.
 
 MushroomRL 1.10.2 pins ``torch==2.5.1`` and ``numpy==1.24.4`` and needs gym 0.24 (its
 ``[gym]`` extra), so it is never an extra of rlapprox: this script builds a virtual
@@ -52,6 +65,7 @@ tables show ours alone, say why, and the script exits 0.
 Example:
     python scripts/bench_online.py --seeds 2 --episodes 50
     python scripts/bench_online.py --allow-cuda-torch   # 10 seeds × 500 episodes
+    python scripts/bench_online.py --allow-cuda-torch --seeds 100 --algos true-online
 """
 
 from __future__ import annotations
@@ -65,6 +79,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +90,10 @@ import torch
 
 import rlapprox
 from rlapprox.algos import SarsaConfig, SarsaLambda
+from rlapprox.algos.online_learners import ActiveFeatures, make_learner
 from rlapprox.approximators import BoxNormalizer, LinearApproximator
 from rlapprox.core.devices import cpu_name
-from rlapprox.features import TileCoding
+from rlapprox.features import IdentityBasis, TileCoding
 
 ENV_ID = "MountainCar-v0"
 MAX_EPISODE_STEPS = 100_000  # lifts Gymnasium's 200-step cap; no episode comes near it
@@ -87,6 +103,7 @@ ALPHA = 0.5  # divided by NUM_TILINGS: S&B's α = 0.5/8
 GAMMA = 1.0
 CHECKPOINTS = (1, 10, 50, 100, 500)
 LAST = 100
+SAME_STREAMS = "ours, MushroomRL's tiles and random numbers"
 
 MUSHROOM = "mushroom-rl==1.10.2"
 MUSHROOM_REQUIREMENTS = ("mushroom-rl[gym]==1.10.2", "gym==0.24.1", "numpy==1.24.4")
@@ -448,6 +465,94 @@ def run_mushroom(python: Path, algo: Algo, seed: int, episodes: int) -> dict:
     return json.loads(lines[-1])
 
 
+class MushroomTileLayout:
+    """MushroomRL 1.10.2's ``Tiles.generate`` layout (asymmetric offsets) as feature indices.
+
+    ``T`` tilings of ``n`` tiles per dimension, each tile ``L / (n - (T - 1) / T)`` wide;
+    tiling ``i`` starts ``(T - 1 - (i (2j + 1) mod T)) / T`` of a tile below the low bound in
+    dimension ``j``. A state outside a tiling's box activates nothing in it. Indices count
+    MushroomRL's way: tiling ``i`` owns ``[i n^d, (i + 1) n^d)``, dimension 0 varies fastest.
+
+    Args:
+        low: ``(d,)`` the observation space's lower bounds.
+        high: ``(d,)`` its upper bounds.
+        num_tilings: T.
+        tiles_per_dim: n.
+    """
+
+    def __init__(
+        self, low: np.ndarray, high: np.ndarray, num_tilings: int, tiles_per_dim: int
+    ) -> None:
+        low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+        dims = low.size
+        tile = (high - low) / (tiles_per_dim - (num_tilings - 1) / num_tilings)
+        shift = 2 * np.arange(dims) + 1
+        tilings = np.arange(num_tilings)[:, None]
+        self.mins = low + (-num_tilings + 1 + (tilings * shift) % num_tilings) / num_tilings * tile
+        self.maxs = self.mins + tile * tiles_per_dim  # (T, d)
+        self.tiles_per_dim = tiles_per_dim
+        self.strides = tiles_per_dim ** np.arange(dims)
+        self.base = np.arange(num_tilings) * tiles_per_dim**dims
+        self.num_features = num_tilings * tiles_per_dim**dims
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """The active feature indices of one observation ``(d,)``: up to T, distinct."""
+        x = np.asarray(obs, dtype=np.float64)
+        inside = np.all((self.mins <= x) & (x < self.maxs), axis=1)
+        cells = np.floor(self.tiles_per_dim * (x - self.mins) / (self.maxs - self.mins))
+        return (self.base + cells.astype(np.int64) @ self.strides)[inside]
+
+
+def run_ours_on_mushroom_streams(algo: Algo, seed: int, episodes: int) -> dict:
+    """Our update, with MushroomRL's tile layout, start states and tie-breaking draws.
+
+    The loop is ``SarsaLambda.run``'s, except for where the random numbers come from (as in
+    MushroomRL's worker: a reset with the seed, then ``Core``'s resets; NumPy's legacy global
+    generator, seeded with the seed, for the greedy choices) and one more action drawn after
+    the last step, as MushroomRL's update draws A' before it knows the episode ended.
+    """
+    env = gym.make(ENV_ID, max_episode_steps=MAX_EPISODE_STEPS)
+    env.reset(seed=seed)
+    layout = MushroomTileLayout(
+        env.observation_space.low, env.observation_space.high, NUM_TILINGS, TILES_PER_DIM
+    )
+    model = LinearApproximator(IdentityBasis(layout.num_features), 3, bias=False).double()
+    trace = "dutch" if algo.true_online else "accumulating"
+    learner = make_learner(model, ALPHA / NUM_TILINGS, GAMMA * algo.lam, trace)
+    draws = np.random.RandomState(seed)  # MushroomRL's EpsGreedy: np.random, legacy MT19937
+
+    def features(obs: np.ndarray) -> ActiveFeatures:
+        return ActiveFeatures(layout(obs), None)
+
+    def greedy(q_values: list[float]) -> int:
+        draws.uniform()  # EpsGreedy's ε test, drawn even at ε = 0
+        ties = np.flatnonzero(np.asarray(q_values) == max(q_values))
+        return int(draws.choice(ties)) if ties.size > 1 else int(ties[0])
+
+    lengths = []
+    start = time.perf_counter()
+    for _ in range(episodes):
+        obs, _ = env.reset()
+        x = features(obs)
+        action = greedy(learner.values(x))
+        learner.begin_episode()
+        length = 0
+        while True:
+            obs, reward, terminated, _, _ = env.step(action)
+            length += 1
+            q = learner.value(x, action)
+            next_x = features(obs)
+            next_q_values = learner.values(next_x)
+            next_action = greedy(next_q_values)
+            q_next = 0.0 if terminated else next_q_values[next_action]
+            learner.update(x, action, float(reward) + GAMMA * q_next - q, q, q_next)
+            if terminated:
+                break
+            x, action = next_x, next_action
+        lengths.append(length)
+    return {"lengths": lengths, "env_steps": sum(lengths), "wall_s": time.perf_counter() - start}
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -498,6 +603,7 @@ def print_table(algo: Algo, runs: dict[str, list[dict]], episodes: int) -> None:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     if "MushroomRL" in medians:
+        print_agreement(runs, episodes)
         ratio = medians["ours"] / medians["MushroomRL"]
         paired = statistics.median(
             sps(a) / sps(b) for a, b in zip(runs["ours"], runs["MushroomRL"], strict=True)
@@ -506,6 +612,41 @@ def print_table(algo: Algo, runs: dict[str, list[dict]], episodes: int) -> None:
             f"\nenv steps/s ours / MushroomRL: {ratio:.2f} (ratio of medians; median of the "
             f"per-seed ratios {paired:.2f})"
         )
+
+
+def last_means(runs: list[dict]) -> list[float]:
+    """Each run's mean steps per episode over its last episodes."""
+    return [statistics.fmean(r["lengths"][-LAST:]) for r in runs]
+
+
+def print_agreement(runs: dict[str, list[dict]], episodes: int) -> None:
+    """The last-100 difference ours − MushroomRL with its 95% interval, and the same-streams check.
+
+    The interval is Welch's normal approximation, ``d ± 1.96 √(s₁²/n₁ + s₂²/n₂)``: the seeds'
+    runs are independent and the two libraries' seeds are unrelated.
+    """
+    ours, theirs = last_means(runs["ours"]), last_means(runs["MushroomRL"])
+    if len(ours) > 1:
+        difference = statistics.fmean(ours) - statistics.fmean(theirs)
+        spread = (statistics.variance(ours) / len(ours)) + (
+            statistics.variance(theirs) / len(theirs)
+        )
+        half = 1.96 * spread**0.5
+        print(
+            f"\nmean steps over the last {min(LAST, episodes)} episodes, ours − MushroomRL: "
+            f"{difference:+.1f} (95% interval {difference - half:+.1f} to {difference + half:+.1f})"
+        )
+    pairs = zip(runs[SAME_STREAMS], runs["MushroomRL"], strict=True)
+    equal_seeds = sum(a["lengths"] == b["lengths"] for a, b in pairs)
+    equal_episodes = sum(
+        x == y
+        for a, b in zip(runs[SAME_STREAMS], runs["MushroomRL"], strict=True)
+        for x, y in zip(a["lengths"], b["lengths"], strict=True)
+    )
+    print(
+        f"{SAME_STREAMS}: every episode as long as MushroomRL's in {equal_seeds} of "
+        f"{len(ours)} seeds ({equal_episodes:,} of {len(ours) * episodes:,} episodes)"
+    )
 
 
 def write_csv(path: Path, results: dict[str, dict[str, list[dict]]]) -> None:
@@ -557,6 +698,7 @@ def main(argv: list[str] | None = None) -> None:
         by_impl: dict[str, list[dict]] = {"ours": []}
         if mushroom_python is not None:
             by_impl["MushroomRL"] = []
+            by_impl[SAME_STREAMS] = []
         for seed in range(args.seeds):
             by_impl["ours"].append(run_ours(algo, seed, args.episodes))
             if mushroom_python is not None:
@@ -565,6 +707,9 @@ def main(argv: list[str] | None = None) -> None:
                 except MushroomUnavailableError as error:
                     sys.exit(str(error))
                 by_impl["MushroomRL"].append(run)
+                by_impl[SAME_STREAMS].append(
+                    run_ours_on_mushroom_streams(algo, seed, args.episodes)
+                )
             print(
                 f"{algo.key} seed {seed}: "
                 + ", ".join(

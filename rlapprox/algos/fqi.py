@@ -23,6 +23,7 @@ from rlapprox.algos.td import max_next_q, td_target
 from rlapprox.approximators.heads import check_q_approximator
 from rlapprox.approximators.linear import (
     LinearApproximator,
+    check_dense_memory,
     least_squares_operator,
     with_bias_column,
 )
@@ -129,6 +130,13 @@ class FittedQIteration:
                 f"got {type(approximator).__name__}"
             )
         self.use_least_squares = is_linear and config.solver != "sgd"
+        if self.use_least_squares:  # Φ and Φ' of every transition, and the operators
+            check_dense_memory(
+                len(dataset.obs),
+                approximator.linear.in_features + int(approximator.has_bias),
+                4,
+                "FQI's exact least squares (solver='sgd' avoids it)",
+            )
         if not self.use_least_squares and optimizer_factory is None:
             raise ValueError("solver='sgd' (or a non-linear approximator) needs an optimizer")
         self.device = torch.device(device)

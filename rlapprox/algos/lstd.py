@@ -31,11 +31,40 @@ from rlapprox.algos.design import (
 )
 from rlapprox.algos.fqi import FQIResult
 from rlapprox.approximators.heads import check_q_approximator, check_value_approximator
-from rlapprox.approximators.linear import LinearApproximator
+from rlapprox.approximators.linear import LinearApproximator, check_dense_memory
 from rlapprox.core.validation import check_positive_int, check_range
 from rlapprox.data.transitions import TransitionDataset
 from rlapprox.envs.evaluation import GreedyQ
 from rlapprox.loggers import NullLogger, ProgressBar, ScalarLogger, Tags
+
+#: a dense solve holds A, the ridge's diagonal, LAPACK's copy of A and its workspace: about
+#: this many ``(k, k)`` float64 matrices at once
+DENSE_SOLVE_MATRICES = 4
+
+
+def check_dense_system(model: LinearApproximator, num_actions: int, algorithm: str) -> None:
+    """Refuse a least-squares TD system too large for this machine's memory, before any work.
+
+    LSTD solves for the model's k weights (LSPI: k per action) with a dense ``(k, k)``
+    float64 matrix, whatever the features' sparsity.
+
+    Args:
+        model: the linear approximator.
+        num_actions: 1 for U(s), the number of actions for Q(s, a).
+        algorithm: the name the message starts with.
+
+    Raises:
+        ValueError: naming the weights, the memory needed and what to change.
+    """
+    per_output = model.linear.in_features + int(model.has_bias)
+    num_weights = per_output * num_actions
+    per_action = f" ({per_output:,} per action)" if num_actions > 1 else ""
+    check_dense_memory(
+        num_weights,
+        num_weights,
+        DENSE_SOLVE_MATRICES,
+        f"{algorithm}'s system in {num_weights:,} weights{per_action}",
+    )
 
 
 @dataclass(frozen=True)
@@ -162,8 +191,12 @@ def lstd(
 
     Returns:
         ``model``, fitted.
+
+    Raises:
+        ValueError: for a model that is not U(s), or whose system would not fit in memory.
     """
     check_value_approximator(model)
+    check_dense_system(model, 1, "LSTD")
     phi, next_phi = design_matrix(model, data.obs), design_matrix(model, data.next_obs)
     discounts = config.gamma * (~data.terminated.cpu()).to(torch.float64)
     decay = config.gamma * config.lam
@@ -273,6 +306,7 @@ class LSPI:
                 f"{type(q_network).__name__}"
             )
         check_q_approximator(q_network, num_actions)
+        check_dense_system(q_network, num_actions, "LSPI")
         self.q_network = q_network
         self.data = data.to("cpu")
         self.num_actions = num_actions

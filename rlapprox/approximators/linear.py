@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rlapprox.core.devices import physical_memory_bytes
 from rlapprox.core.validation import check_positive_int, check_range
 from rlapprox.features.base import FeatureMap
 
@@ -181,6 +182,8 @@ class LinearApproximator(nn.Module):
                 f"y has {targets.shape[1]} columns but the model has out_dim={self.out_dim}"
             )
         has_bias = self.has_bias
+        # Φ, its float64 copy and LAPACK's (or the operator's) working copies
+        check_dense_memory(len(x), self.linear.in_features + int(has_bias), 3, "least squares")
         phi = self.feature_matrix(x, dtype=None).double()
         phi = with_bias_column(phi) if has_bias else phi
         if ridge > 0.0 or phi.device.type != "cpu":
@@ -189,6 +192,31 @@ class LinearApproximator(nn.Module):
             theta = torch.linalg.lstsq(phi, targets, driver="gelsd").solution
         self.set_theta(theta)
         return self
+
+
+def check_dense_memory(rows: int, cols: int, matrices: int, what: str) -> None:
+    """Refuse dense float64 work that would not fit in this machine's memory.
+
+    Past the physical memory the OS kills the process without a word; this says why first.
+
+    Args:
+        rows: rows of each matrix.
+        cols: columns of each matrix.
+        matrices: how many ``(rows, cols)`` float64 matrices the work holds at once.
+        what: what needs them, the start of the message.
+
+    Raises:
+        ValueError: naming the matrices, the memory they take and what to change.
+    """
+    need = matrices * 8 * rows * cols
+    memory = physical_memory_bytes()
+    if memory is not None and need > memory:
+        raise ValueError(
+            f"{what} needs {matrices} dense {rows:,} × {cols:,} float64 matrices, about "
+            f"{need / 2**30:,.0f} GiB, more than this machine's {memory / 2**30:,.0f} GiB; use "
+            "fewer features (fewer tiles or tilings, a hash_size, or a low-order basis such as "
+            f"linear_fourier){' or fewer samples' if rows != cols else ''}"
+        )
 
 
 def with_bias_column(phi: torch.Tensor) -> torch.Tensor:
@@ -214,6 +242,7 @@ def least_squares_operator(
     Returns:
         ``(k, N)``.
     """
+    check_dense_memory(*phi.shape, 3, "the least-squares operator")  # Φ, Φ⁺ and the SVD's
     if ridge > 0.0:
         penalty = torch.full((phi.shape[1],), ridge, dtype=phi.dtype, device=phi.device)
         if num_unpenalised:

@@ -1,7 +1,8 @@
-"""Choosing the torch device for a run."""
+"""Choosing the torch device for a run, and what the machine has."""
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -38,3 +39,11 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's physical memory in bytes, or ``None`` where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # no sysconf (Windows) or no such name
+        return None

@@ -119,8 +119,9 @@ class TileCoding(FeatureMap):
             raise ValueError(f"hash_size must be at most 2**32 when hashing, got {hash_size}")
         if not self.hashed and self.num_tiles > _MAX_UNHASHED:
             raise ValueError(
-                f"{self.num_tiles} tiles (num_tilings * prod(tiles_per_dim + 1)) are too many "
-                "to index: pass a hash_size"
+                f"{self.num_tiles:,} tiles (num_tilings * prod(tiles_per_dim + 1)) over "
+                f"{in_dim} input dimensions are too many to index: pass a hash_size, or tile "
+                "fewer dimensions (one-hot observations of a finite MDP: linear_identity)"
             )
         self.num_features = self.num_tiles if hash_size is None else hash_size
         t = torch.arange(self.num_tilings).unsqueeze(1)

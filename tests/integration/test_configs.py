@@ -161,6 +161,27 @@ def test_algo_composes(compose_config, option) -> None:
     _resolve_outside_hydra(cfg)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "approximator"),
+    [
+        (["algo=sarsa"], "linear_tiles"),
+        (["algo=td"], "linear_tiles"),
+        (["algo=lstd"], "linear_fourier"),
+        (["algo=lspi"], "linear_fourier"),
+        (["algo=dqn"], "mlp"),
+        (["algo=sarsa", "approximator=mlp"], "mlp"),
+        (["approximator=linear_rbf", "algo=lspi"], "linear_rbf"),
+        (["experiment=sarsa_mountaincar", "approximator=linear_fourier"], "linear_fourier"),
+        (["algo=td", "env=random_walk"], "linear_tiles"),
+    ],
+)
+def test_textbook_algorithms_pick_their_basis_unless_told(
+    compose_config, overrides, approximator
+) -> None:
+    cfg = compose_config(overrides)
+    assert cfg.hydra.runtime.choices.approximator == approximator
+
+
 @pytest.mark.parametrize("option", _options("experiment"))
 def test_experiment_composes(compose_config, option) -> None:
     cfg = compose_config([f"experiment={option}"])

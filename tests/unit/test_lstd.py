@@ -7,7 +7,7 @@ import torch
 
 from rlapprox.algos import LSPI, LSPIConfig, LSTDConfig, lstd
 from rlapprox.algos.design import dense, design_matrix
-from rlapprox.algos.lstd import LSTDQSystem, episode_starts, solve_lstd
+from rlapprox.algos.lstd import LSTDQSystem, check_dense_system, episode_starts, solve_lstd
 from rlapprox.approximators import LinearApproximator, linear_identity
 from rlapprox.data import TransitionDataset, collect_policy_transitions
 from rlapprox.envs import ModelEnv
@@ -163,3 +163,21 @@ def test_sparse_tile_features_give_the_dense_solution():
             by_sparse.solve(next_actions, ridge), by_dense.solve(next_actions, ridge),
             rtol=0, atol=1e-9,
         )  # fmt: skip
+
+
+def test_a_system_larger_than_memory_is_refused_before_any_work() -> None:
+    # 10⁷ hashed tile weights: a dense 10⁷ × 10⁷ system is petabytes on any machine
+    model = LinearApproximator(TileCoding(2, 8, 8, hash_size=10**7), 1, bias=False)
+    data = TransitionDataset(
+        obs=torch.zeros(3, 2),
+        actions=torch.zeros(3, dtype=torch.long),
+        rewards=torch.zeros(3),
+        next_obs=torch.zeros(3, 2),
+        terminated=torch.zeros(3, dtype=torch.bool),
+    )
+    with pytest.raises(ValueError, match=r"LSTD's system in 10,000,000 weights needs 4 dense"):
+        lstd(model, data, LSTDConfig())
+    q_model = LinearApproximator(TileCoding(2, 8, 8, hash_size=10**7), 3, bias=True)
+    with pytest.raises(ValueError, match=r"30,000,003 weights \(10,000,001 per action\) needs"):
+        LSPI(q_model, data, 3, LSPIConfig())
+    check_dense_system(LinearApproximator(TileCoding(2, 8, 8), 3), 3, "LSPI")  # 1,944: fine

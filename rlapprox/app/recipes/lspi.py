@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig
 
-from rlapprox.algos.lstd import LSPI, LSPIConfig
+from rlapprox.algos.lstd import LSPI, LSPIConfig, check_dense_system
 from rlapprox.app.builders import build_algo_config, build_q_network, first_line
 from rlapprox.app.context import RunContext, RunOutcome
 from rlapprox.app.env_builders import build_env, env_name, make_env_factory
@@ -34,6 +34,10 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
             f"algo=lspi needs a linear approximator (linear_tiles, linear_fourier, ...), got "
             f"{type(q_network).__name__}"
         )
+    try:
+        check_dense_system(q_network, int(action_space.n), "algo=lspi")
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     try:
         dataset, _, _ = fqi_dataset(cfg)
     except (ValueError, OSError) as err:

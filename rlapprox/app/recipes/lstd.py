@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from rlapprox.algos.lstd import LSTDConfig, lstd
+from rlapprox.algos.lstd import LSTDConfig, check_dense_system, lstd
 from rlapprox.algos.td_lambda import ObservationPolicy
 from rlapprox.app.builders import build_algo_config, first_line
 from rlapprox.app.context import RunContext, RunOutcome
@@ -57,6 +57,10 @@ def train(cfg: DictConfig, context: RunContext) -> RunOutcome:
             f"algo=lstd needs a linear approximator (linear_tiles, linear_fourier, ...), got "
             f"{type(approximator).__name__}"
         )
+    try:
+        check_dense_system(approximator, 1, "algo=lstd")  # before collecting any data
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     data = lstd_dataset(cfg, policy)
     context.start_training()
     lstd(approximator, data, config)
