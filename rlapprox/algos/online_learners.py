@@ -113,11 +113,14 @@ class LinearLearner:
         self._all = np.arange(features.num_features)
         self.num_active_features = getattr(features, "num_tilings", features.num_features)
 
-    @torch.no_grad()
     def features(self, obs: np.ndarray) -> ActiveFeatures:
         """The active features of one raw observation ``(obs_dim,)``."""
-        if self._tiles is not None:
+        if self._tiles is not None:  # NumPy only: no torch context to enter per step
             return ActiveFeatures(self._tiles(obs), None)
+        return self._features_by_torch(obs)
+
+    @torch.no_grad()
+    def _features_by_torch(self, obs: np.ndarray) -> ActiveFeatures:
         x = torch.as_tensor(np.asarray(obs)).to(self._dtype).unsqueeze(0)
         if self.model.normalizer is not None:
             x = self.model.normalizer(x)

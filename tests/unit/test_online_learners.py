@@ -146,6 +146,7 @@ def test_numpy_tile_indices_match_the_torch_feature_map(dtype, num_tilings, tile
     obs = generator.uniform(low - 0.1, high + 0.1, size=(5000, 2)).astype(
         np.float32 if dtype == torch.float32 else np.float64
     )
+    obs[:4] = [[np.inf, 0.0], [-np.inf, 0.01], [0.1, np.inf], [-0.5, -np.inf]]
     torch_indices = model.features.active_indices(model.normalizer(torch.as_tensor(obs)))
     numpy_indices = np.stack([learner.features(o).indices for o in obs])
     np.testing.assert_array_equal(numpy_indices, torch_indices.numpy())
@@ -154,6 +155,17 @@ def test_numpy_tile_indices_match_the_torch_feature_map(dtype, num_tilings, tile
     model.linear.weight.data.normal_()
     expected = model(torch.as_tensor(obs[:1])).double()[0].tolist()
     assert learner.values(x) == pytest.approx(expected, rel=1e-5)
+
+
+def test_numpy_tile_indices_read_nan_as_the_lower_bound():
+    low, high = np.array([-1.2, -0.07]), np.array([0.6, 0.07])
+    model = LinearApproximator(
+        TileCoding(2, 8, 8), 3, bias=False, normalizer=BoxNormalizer(low, high)
+    )
+    learner = LinearLearner(model, 0.1, 0.0, "accumulating")
+    nan_row = learner.features(np.array([np.nan, 0.05], dtype=np.float32)).indices
+    low_row = learner.features(np.array([-1.2, 0.05], dtype=np.float32)).indices
+    np.testing.assert_array_equal(nan_row, low_row)
 
 
 def test_hashed_tiles_learn_through_the_torch_path():
