@@ -145,6 +145,13 @@ def train_main() -> None:
             _hydra_train()
         except (HydraException, OmegaConfBaseException) as err:
             fail(f"error: {hydra_error_line(err)}")
+        except ValueError as err:  # Hydra's check of its own flags, e.g. -m with --cfg
+            if not str(err).startswith("Only one of --run, --multirun"):
+                raise
+            fail(
+                f"error: {one_line(err)}; a sweep's configs one at a time: rlapprox-train "
+                "[overrides] --cfg job"
+            )
 
 
 def _resumed(run_dir: Path, trust: Any) -> tuple[DictConfig, Path, dict[str, str], dict[str, Any]]:

@@ -97,8 +97,12 @@ CASES = [
     (["algo=lstd", "approximator=linear_tiles", "approximator.tiles_per_dim=20"], "GiB"),
     (["algo=lspi", "approximator=linear_tiles", "approximator.tiles_per_dim=20"], "GiB"),
     (
-        ["algo=fqi", "approximator=linear_tiles", "approximator.tiles_per_dim=40"]
-        + ["algo.dataset.num_transitions=2000"],
+        [
+            "algo=fqi",
+            "approximator=linear_tiles",
+            "approximator.tiles_per_dim=40",
+            "algo.dataset.num_transitions=2000",
+        ],
         "GiB",
     ),
     (["algo=lspi", "approximator=linear_poly", "algo.ridge=-1"], "ridge"),
@@ -174,3 +178,20 @@ def test_rlapprox_eval_refuses_bad_runs_in_one_line(files, arguments, message):
     assert len(lines) == 1, result.stderr
     assert message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_sweep_with_cfg_is_refused_in_one_line(tmp_path):
+    # Hydra allows one of --multirun, --cfg, --info; it says so with a traceback of its own
+    result = subprocess.run(
+        [sys.executable, "-m", "rlapprox.train", "-m", "seed=1,2", "--cfg", "hydra"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"},
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1, result.stderr
+    assert "--cfg job" in lines[0], lines[0]
+    assert not (tmp_path / "multirun").exists()
