@@ -20,6 +20,16 @@ from rlapprox.loggers import ProgressBar, ScalarLogger, Tags
 LAST_EPISODES = 100
 
 
+def divergence_advice(learner: LinearLearner | GradientLearner) -> str:
+    """What to change when the learner's updates diverged, for the end of a message."""
+    if isinstance(learner, GradientLearner):
+        return "try a smaller algo.alpha (about 1e-3 for neural nets)"
+    if learner.trace != "dutch":
+        # accumulating traces grow to 1 / (1 - γλ) on revisited states: α z passes 2
+        return "try a smaller algo.alpha or algo.lam, or algo.true_online=true"
+    return "try a smaller algo.alpha or algo.lam"
+
+
 def learner_for(model: nn.Module, config: OnlineConfig) -> LinearLearner | GradientLearner:
     """The learner of ``model`` with the config's step size and trace decay γλ.
 
@@ -100,8 +110,8 @@ class EpisodeRecord:
         if episode % self.log_every == 0:
             if not all(bool(torch.isfinite(w).all()) for w in learner.model.parameters()):
                 raise DivergenceError(
-                    f"the weights stopped being finite in episode {episode}: try a smaller "
-                    "algo.alpha (about 1e-3 for neural nets) or algo.lam"
+                    f"the weights stopped being finite in episode {episode}: "
+                    f"{divergence_advice(learner)}"
                 )
             recent = self.returns[-LAST_EPISODES:]
             self.bar.update(episode, ret=sum(recent) / len(recent), steps=length)

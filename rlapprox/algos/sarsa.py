@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from torch import nn
 
-from rlapprox.algos.online import EpisodeRecord, OnlineResult, learner_for
+from rlapprox.algos.online import EpisodeRecord, OnlineResult, divergence_advice, learner_for
 from rlapprox.algos.online_config import SarsaConfig
 from rlapprox.approximators.heads import check_q_approximator
 from rlapprox.core.errors import DivergenceError
@@ -73,8 +73,8 @@ class SarsaLambda:
         ties = [a for a, q in enumerate(q_values) if q == best]
         if not ties:  # NaN compares unequal to everything
             raise DivergenceError(
-                f"Q(s, ·) = {q_values} is not finite: the updates diverged; try a smaller "
-                "algo.alpha (about 1e-3 for neural nets)"
+                f"Q(s, ·) = {q_values} is not finite: the updates diverged; "
+                f"{divergence_advice(self.learner)}"
             )
         return ties[0] if len(ties) == 1 else ties[int(self.rng.integers(len(ties)))]
 
