@@ -71,6 +71,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -103,7 +104,7 @@ ALPHA = 0.5  # divided by NUM_TILINGS: S&B's α = 0.5/8
 GAMMA = 1.0
 CHECKPOINTS = (1, 10, 50, 100, 500)
 LAST = 100
-SAME_STREAMS = "ours, MushroomRL's tiles and random numbers"
+SAME_STREAMS = "ours on MushroomRL's tiles and random numbers"
 
 MUSHROOM = "mushroom-rl==1.10.2"
 MUSHROOM_REQUIREMENTS = ("mushroom-rl[gym]==1.10.2", "gym==0.24.1", "numpy==1.24.4")
@@ -622,8 +623,9 @@ def last_means(runs: list[dict]) -> list[float]:
 def print_agreement(runs: dict[str, list[dict]], episodes: int) -> None:
     """The last-100 difference ours − MushroomRL with its 95% interval, and the same-streams check.
 
-    The interval is Welch's normal approximation, ``d ± 1.96 √(s₁²/n₁ + s₂²/n₂)``: the seeds'
-    runs are independent and the two libraries' seeds are unrelated.
+    The interval is Welch's normal approximation, ``d ± 1.96 √(s₁²/n₁ + s₂²/n₂)``: the runs
+    are independent, and a seed's runs in the two libraries share no random numbers that
+    matter (their start states are shifted by one draw, their ties broken by other generators).
     """
     ours, theirs = last_means(runs["ours"]), last_means(runs["MushroomRL"])
     if len(ours) > 1:
@@ -656,11 +658,12 @@ def write_csv(path: Path, results: dict[str, dict[str, list[dict]]]) -> None:
         for algo, by_impl in results.items()
         for impl, mine in by_impl.items()
     }
-    lines = ["episode," + ",".join(columns)]
     length = len(next(iter(columns.values())))
-    for i in range(length):
-        lines.append(f"{i + 1}," + ",".join(f"{c[i]:.1f}" for c in columns.values()))
-    path.write_text("\n".join(lines) + "\n")
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["episode", *columns])
+        for i in range(length):
+            writer.writerow([i + 1, *(f"{c[i]:.1f}" for c in columns.values())])
 
 
 # ---------------------------------------------------------------- main

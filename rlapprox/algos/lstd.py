@@ -45,8 +45,8 @@ DENSE_SOLVE_MATRICES = 4
 def check_dense_system(model: LinearApproximator, num_actions: int, algorithm: str) -> None:
     """Refuse a least-squares TD system too large for this machine's memory, before any work.
 
-    LSTD solves for the model's k weights (LSPI: k per action) with a dense ``(k, k)``
-    float64 matrix, whatever the features' sparsity.
+    LSTD solves for the model's k weights with a dense ``(k, k)`` float64 matrix, LSPI for
+    k per action with an ``(A k, A k)`` one, whatever the features' sparsity.
 
     Args:
         model: the linear approximator.
@@ -200,6 +200,8 @@ def lstd(
     phi, next_phi = design_matrix(model, data.obs), design_matrix(model, data.next_obs)
     discounts = config.gamma * (~data.terminated.cpu()).to(torch.float64)
     decay = config.gamma * config.lam
+    if decay > 0.0 or not phi.is_sparse:  # dense Φ, Φ' or traces, (N, k) each
+        check_dense_memory(*phi.shape, 3, "LSTD's design and trace matrices")
     traces = phi if decay == 0.0 else eligibility_traces(dense(phi), episode_starts(data), decay)
     theta = solve_lstd(
         traces, phi, next_phi, data.rewards.cpu().double(), discounts, config.ridge,

@@ -11,23 +11,18 @@ import torch
 from torch import nn
 
 from rlapprox.algos.online_config import OnlineConfig
-from rlapprox.algos.online_learners import GradientLearner, LinearLearner, make_learner
+from rlapprox.algos.online_learners import (
+    GradientLearner,
+    LinearLearner,
+    divergence_advice,
+    make_learner,
+)
 from rlapprox.approximators.linear import LinearApproximator
 from rlapprox.core.errors import DivergenceError
 from rlapprox.loggers import ProgressBar, ScalarLogger, Tags
 
 #: the training curve's summary is the mean over this many last episodes
 LAST_EPISODES = 100
-
-
-def divergence_advice(learner: LinearLearner | GradientLearner) -> str:
-    """What to change when the learner's updates diverged, for the end of a message."""
-    if isinstance(learner, GradientLearner):
-        return "try a smaller algo.alpha (about 1e-3 for neural nets)"
-    if learner.trace != "dutch":
-        # accumulating traces grow to 1 / (1 - γλ) on revisited states: α z passes 2
-        return "try a smaller algo.alpha or algo.lam, or algo.true_online=true"
-    return "try a smaller algo.alpha or algo.lam"
 
 
 def learner_for(model: nn.Module, config: OnlineConfig) -> LinearLearner | GradientLearner:

@@ -255,14 +255,24 @@ class GradientLearner:
         step = self.alpha * delta
         if not abs(step) <= self._largest:  # also NaN
             raise DivergenceError(
-                f"the TD error reached {delta:.3g}: the updates diverged; try a smaller "
-                "algo.alpha (about 1e-3 for neural nets)"
+                f"the TD error reached {delta:.3g}: the updates diverged; {divergence_advice(self)}"
             )
         gradients = torch.autograd.grad(self.model(x)[0, row], self.parameters)
         with torch.no_grad():
             for parameter, z, gradient in zip(self.parameters, self.z, gradients, strict=True):
                 z.mul_(self.trace_decay).add_(gradient)
                 parameter.add_(z, alpha=step)
+
+
+def divergence_advice(learner: LinearLearner | GradientLearner) -> str:
+    """What to change when the learner's updates diverged, for the end of a message."""
+    if isinstance(learner, GradientLearner):
+        return "try a smaller algo.alpha (about 1e-3 for neural nets)"
+    if learner.trace_decay == 0.0:  # every trace is x itself: only α matters
+        return "try a smaller algo.alpha"
+    if learner.trace == "accumulating":  # on revisited states z grows to 1 / (1 - γλ)
+        return "try a smaller algo.alpha or algo.lam, or algo.true_online=true"
+    return "try a smaller algo.alpha or algo.lam"
 
 
 def make_learner(

@@ -17,8 +17,9 @@ import gymnasium as gym
 import numpy as np
 from torch import nn
 
-from rlapprox.algos.online import EpisodeRecord, OnlineResult, divergence_advice, learner_for
+from rlapprox.algos.online import EpisodeRecord, OnlineResult, learner_for
 from rlapprox.algos.online_config import SarsaConfig
+from rlapprox.algos.online_learners import divergence_advice
 from rlapprox.approximators.heads import check_q_approximator
 from rlapprox.core.errors import DivergenceError
 from rlapprox.envs.evaluation import GreedyQ

@@ -149,8 +149,8 @@ def train_main() -> None:
             if not str(err).startswith("Only one of --run, --multirun"):
                 raise
             fail(
-                f"error: {one_line(err)}; a sweep's configs one at a time: rlapprox-train "
-                "[overrides] --cfg job"
+                f"error: {one_line(err)}: give one of them (a sweep job's config: "
+                "rlapprox-train [overrides] --cfg job)"
             )
 
 

@@ -174,6 +174,10 @@ class LinearApproximator(nn.Module):
 
         Returns:
             ``self``, fitted in place.
+
+        Raises:
+            ValueError: for a negative ridge, targets of the wrong width, or dense work on
+                the CPU larger than its memory.
         """
         check_range("ridge", ridge, low=0.0)
         targets = y.reshape(len(y), -1).double()
@@ -182,8 +186,8 @@ class LinearApproximator(nn.Module):
                 f"y has {targets.shape[1]} columns but the model has out_dim={self.out_dim}"
             )
         has_bias = self.has_bias
-        # Φ, its float64 copy and LAPACK's (or the operator's) working copies
-        check_dense_memory(len(x), self.linear.in_features + int(has_bias), 3, "least squares")
+        if x.device.type == "cpu":  # Φ, its float64 copy and LAPACK's working copies
+            check_dense_memory(len(x), self.linear.in_features + int(has_bias), 3, "least squares")
         phi = self.feature_matrix(x, dtype=None).double()
         phi = with_bias_column(phi) if has_bias else phi
         if ridge > 0.0 or phi.device.type != "cpu":
@@ -241,8 +245,14 @@ def least_squares_operator(
 
     Returns:
         ``(k, N)``.
+
+    Raises:
+        ValueError: for dense work on the CPU larger than its memory.
     """
-    check_dense_memory(*phi.shape, 3, "the least-squares operator")  # Φ, Φ⁺ and the SVD's
+    if phi.device.type == "cpu":  # host memory; a GPU says for itself when it runs out
+        check_dense_memory(*phi.shape, 3, "the least-squares operator")  # Φ, Φ⁺, the SVD's
+        if ridge > 0.0:  # ΦᵀΦ, the penalty's diagonal and the LU factors
+            check_dense_memory(phi.shape[1], phi.shape[1], 3, "the ridge operator")
     if ridge > 0.0:
         penalty = torch.full((phi.shape[1],), ridge, dtype=phi.dtype, device=phi.device)
         if num_unpenalised:

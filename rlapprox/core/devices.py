@@ -41,9 +41,30 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+#: a container's memory limit: cgroup v2, then v1 ("max" or a huge number: none)
+CGROUP_LIMITS = (
+    Path("/sys/fs/cgroup/memory.max"),
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+)
+
+
 def physical_memory_bytes() -> int | None:
-    """The machine's physical memory in bytes, or ``None`` where the OS does not say."""
+    """The memory this process may use, in bytes, or ``None`` where the OS does not say.
+
+    The machine's physical memory, or the container's (cgroup) limit where that is smaller:
+    under Docker, Kubernetes or SLURM the limit is where the OS kills a process.
+    """
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, OSError, ValueError):  # no sysconf (Windows) or no such name
-        return None
+        memory = None
+    if memory is not None and memory <= 0:
+        memory = None
+    for path in CGROUP_LIMITS:
+        try:
+            limit = int(path.read_text().strip())
+        except (OSError, ValueError):  # absent, or "max"
+            continue
+        if limit > 0 and (memory is None or limit < memory):
+            memory = limit
+    return memory

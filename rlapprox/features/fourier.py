@@ -11,6 +11,10 @@ import torch
 from rlapprox.core.validation import check_choice, check_positive_int
 from rlapprox.features.base import FeatureMap, input_names_for
 
+#: most features of a fully coupled basis: its coefficient matrix and a batch's (B, k) output
+#: stay in memory (6 inputs at order 11 are 3.0 million)
+MAX_FULL_FEATURES = 2**22
+
 
 def _coefficients(in_dim: int, order: int, coupling: str) -> torch.Tensor:
     """Integer coefficient matrix ``(num_features, in_dim)``, constant first."""
@@ -40,6 +44,10 @@ class FourierBasis(FeatureMap):
         order: highest coefficient per dimension, at least 1.
         coupling: ``"full"`` (all combinations) or ``"independent"`` (one dimension at a time).
 
+    Raises:
+        ValueError: for a bad order or coupling, or a full coupling of more than
+            :data:`MAX_FULL_FEATURES` features.
+
     Shape:
         - Input: ``(B, in_dim)`` in the unit box.
         - Output: ``(B, num_features)``, values in ``[-1, 1]``.
@@ -50,6 +58,13 @@ class FourierBasis(FeatureMap):
         super().__init__(in_dim)
         self.order = check_positive_int("order", order)
         self.coupling = check_choice("coupling", coupling, ("full", "independent"))
+        if coupling == "full" and (order + 1) ** in_dim > MAX_FULL_FEATURES:
+            raise ValueError(
+                f"coupling='full' gives (order + 1)**in_dim = {(order + 1) ** in_dim:,} "
+                f"features over {in_dim} input dimensions, more than {MAX_FULL_FEATURES:,}: use "
+                f"coupling='independent' ({1 + in_dim * order:,} features), a lower order, or "
+                "for one-hot observations of a finite MDP linear_identity"
+            )
         coefficients = _coefficients(in_dim, order, coupling)
         self.num_features = coefficients.shape[0]
         self.register_buffer("coefficients", coefficients, persistent=False)

@@ -93,7 +93,7 @@ CASES = [
     (["algo=td", "algo.lam=2"], "lam"),
     (["algo=lstd", "approximator=mlp"], "linear approximator"),
     (["algo=lspi", "approximator=mlp"], "linear approximator"),
-    # 8 tilings of 21⁴ tiles: 1.6 million weights per action, a dense system of petabytes
+    # 8 tilings of 21⁴ tiles: 1.6 million weights per action, dense systems of tens of TiB
     (["algo=lstd", "approximator=linear_tiles", "approximator.tiles_per_dim=20"], "GiB"),
     (["algo=lspi", "approximator=linear_tiles", "approximator.tiles_per_dim=20"], "GiB"),
     (

@@ -378,3 +378,10 @@ def test_independent_rbf_names_say_dimension_and_centre():
     assert RBFBasis(2, 2, coupling="independent").feature_names(["p", "v"]) == [
         "rbf_p(0)", "rbf_p(1)", "rbf_v(0)", "rbf_v(1)",
     ]  # fmt: skip
+
+
+def test_a_fully_coupled_fourier_basis_too_large_to_hold_is_refused():
+    # one-hot observations of the 19-state walk: 21 inputs, 4**21 coefficient vectors
+    with pytest.raises(ValueError, match=r"4,398,046,511,104 features .* coupling='independent'"):
+        FourierBasis(21, 3)
+    assert FourierBasis(21, 3, coupling="independent").num_features == 64

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import rlapprox.approximators.linear as linear_module
 from rlapprox.algos import LSPI, LSPIConfig, LSTDConfig, lstd
 from rlapprox.algos.design import dense, design_matrix
 from rlapprox.algos.lstd import LSTDQSystem, check_dense_system, episode_starts, solve_lstd
@@ -165,8 +166,9 @@ def test_sparse_tile_features_give_the_dense_solution():
         )  # fmt: skip
 
 
-def test_a_system_larger_than_memory_is_refused_before_any_work() -> None:
-    # 10⁷ hashed tile weights: a dense 10⁷ × 10⁷ system is petabytes on any machine
+def test_a_system_larger_than_memory_is_refused_before_any_work(monkeypatch) -> None:
+    monkeypatch.setattr(linear_module, "physical_memory_bytes", lambda: 24 * 2**30)
+    # 10⁷ hashed tile weights: a dense 10⁷ × 10⁷ system is petabytes
     model = LinearApproximator(TileCoding(2, 8, 8, hash_size=10**7), 1, bias=False)
     data = TransitionDataset(
         obs=torch.zeros(3, 2),
@@ -181,3 +183,5 @@ def test_a_system_larger_than_memory_is_refused_before_any_work() -> None:
     with pytest.raises(ValueError, match=r"30,000,003 weights \(10,000,001 per action\) needs"):
         LSPI(q_model, data, 3, LSPIConfig())
     check_dense_system(LinearApproximator(TileCoding(2, 8, 8), 3), 3, "LSPI")  # 1,944: fine
+    monkeypatch.setattr(linear_module, "physical_memory_bytes", lambda: None)  # OS says nothing
+    check_dense_system(q_model, 3, "LSPI")

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from rlapprox.algos.online_learners import GradientLearner, LinearLearner, make_learner
+from rlapprox.algos.online_learners import (
+    GradientLearner,
+    LinearLearner,
+    divergence_advice,
+    make_learner,
+)
 from rlapprox.approximators import BoxNormalizer, LinearApproximator
 from rlapprox.features import FourierBasis, IdentityBasis, TileCoding
 
@@ -188,3 +193,14 @@ def test_traces_other_than_accumulating_need_a_linear_model():
         make_learner(linear_model(2), 0.1, 0.9, "sticky")
     with pytest.raises(ValueError, match="alpha"):
         make_learner(linear_model(2), 0.0, 0.9, "accumulating")
+
+
+def test_divergence_advice_fits_the_learner():
+    table = LinearApproximator(IdentityBasis(3), 1, bias=False)
+    assert "true_online" in divergence_advice(LinearLearner(table, 0.5, 0.9, "accumulating"))
+    assert "true_online" not in divergence_advice(LinearLearner(table, 0.5, 0.9, "dutch"))
+    assert divergence_advice(LinearLearner(table, 0.5, 0.0, "accumulating")) == (
+        "try a smaller algo.alpha"
+    )
+    net = torch.nn.Sequential(torch.nn.Linear(3, 1))
+    assert "neural nets" in divergence_advice(GradientLearner(net, 1e-3, 0.5))
