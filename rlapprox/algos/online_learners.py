@@ -7,7 +7,9 @@ update of one transition given the TD error δ that the algorithm's loop compute
   its active features ``x`` (tile coding: ``num_tilings`` indices with value 1; other bases:
   every feature). Semi-gradient TD(λ) with accumulating or replacing traces, or true online
   TD(λ) with the dutch trace (van Seijen & Sutton 2014). Work per step is one pass over the
-  active features plus one in-place decay of ``z`` and one in-place ``w += c z``.
+  active features plus the decay of ``z`` and ``w += c z`` on the entries the episode has
+  touched (:mod:`rlapprox.algos.trace_support`; whole arrays where those are small or mostly
+  touched).
 - :class:`GradientLearner`: any ``nn.Module`` (MLP, ConvNet): semi-gradient TD(λ) with one
   accumulating trace per parameter, the gradient taken by autograd.
 
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlapprox.algos.trace_support import TraceSupport
 from rlapprox.approximators.linear import LinearApproximator
 from rlapprox.core.errors import DivergenceError
 from rlapprox.core.validation import check_choice, check_range
@@ -99,8 +102,8 @@ class LinearLearner:
         bias = model.linear.bias
         self.bias = None if bias is None else bias.data.numpy()
         self.z = np.zeros_like(self.weight)
+        self._support = TraceSupport(self.z, self.weight)  # z ≠ 0 only where touched
         self.z_bias = None if self.bias is None else np.zeros_like(self.bias)
-        self._scaled = np.zeros_like(self.weight)  # α δ z, without allocating per step
         self.q_old = 0.0
         features = model.features
         self._dtype = weight.dtype
@@ -143,7 +146,7 @@ class LinearLearner:
 
     def begin_episode(self) -> None:
         """Clear the trace (and true online's ``Q_old``) at the start of an episode."""
-        self.z.fill(0.0)
+        self._support.clear()
         if self.z_bias is not None:
             self.z_bias.fill(0.0)
         self.q_old = 0.0
@@ -167,21 +170,21 @@ class LinearLearner:
         if self.trace == "dutch":
             self._true_online_update(x, row, delta, q, q_next)
             return
-        self.z *= self.trace_decay
+        self._touch(row, x)
+        self._support.decay(self.trace_decay)
         if self.trace == "accumulating":
             self.z[row, x.indices] += values  # indices are distinct
         else:
             self.z[row, x.indices] = values
-        self._add_scaled_trace(self.alpha * delta)
+        self._support.add_scaled(self.alpha * delta)
         if self.z_bias is not None:
             self.z_bias *= self.trace_decay
             self.z_bias[row] = self.z_bias[row] + 1.0 if self.trace == "accumulating" else 1.0
             self.bias += self.alpha * delta * self.z_bias
 
-    def _add_scaled_trace(self, coefficient: float) -> None:
-        """W ← w + coefficient · z, in place."""
-        np.multiply(self.z, coefficient, out=self._scaled)
-        self.weight += self._scaled
+    def _touch(self, row: int, x: ActiveFeatures) -> None:
+        if not self._support.dense:
+            self._support.touch(row * self.weight.shape[1] + x.indices)
 
     def _true_online_update(
         self, x: ActiveFeatures, row: int, delta: float, q: float, q_next: float
@@ -193,10 +196,11 @@ class LinearLearner:
         if self.z_bias is not None:
             z_dot_x += float(self.z_bias[row])
         coefficient = 1.0 - alpha * decay * z_dot_x
-        self.z *= decay
+        self._touch(row, x)
+        self._support.decay(decay)
         self.z[row, x.indices] += coefficient * values
         correction = q - self.q_old
-        self._add_scaled_trace(alpha * (delta + correction))
+        self._support.add_scaled(alpha * (delta + correction))
         self.weight[row, x.indices] -= alpha * correction * values
         if self.z_bias is not None:
             self.z_bias *= decay
