@@ -557,13 +557,13 @@ def run_ours_on_mushroom_streams(algo: Algo, seed: int, episodes: int) -> dict:
 # ---------------------------------------------------------------- report
 
 
-def fmt_mean(values: list[float]) -> str:
-    """Mean ± standard error over seeds."""
+def fmt_mean(values: list[float], digits: int = 0) -> str:
+    """Mean ± standard error over seeds, with ``digits`` decimals."""
     mean = statistics.fmean(values)
     if len(values) < 2:
-        return f"{mean:,.0f}"
+        return f"{mean:,.{digits}f}"
     sem = statistics.stdev(values) / len(values) ** 0.5
-    return f"{mean:,.0f} ± {sem:,.0f}"
+    return f"{mean:,.{digits}f} ± {sem:,.{digits}f}"
 
 
 def sps(run: dict) -> float:
@@ -580,9 +580,7 @@ def curve_rows(runs: dict[str, list[dict]], algo: Algo, episodes: int) -> list[l
         row += [fmt_mean([r["lengths"][episode - 1] for r in mine]) for mine in runs.values()]
         rows.append([*row, f"{algo.issue_curve[episode]:,}"])
     row = [f"mean steps, episodes {episodes - last + 1}-{episodes}"]
-    row += [
-        fmt_mean([statistics.fmean(r["lengths"][-last:]) for r in mine]) for mine in runs.values()
-    ]
+    row += [fmt_mean(last_means(mine), digits=1) for mine in runs.values()]
     rows.append([*row, f"{algo.issue_last100:,}" if episodes == CHECKPOINTS[-1] else "-"])
     return rows
 

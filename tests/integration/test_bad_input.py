@@ -132,30 +132,29 @@ def test_there_are_at_least_25_distinct_settings():
     assert len({setting for _, setting in CASES}) >= 25
 
 
-@pytest.mark.parametrize(("overrides", "setting"), CASES, ids=[" ".join(o) for o, _ in CASES])
-def test_bad_setting_is_refused_in_one_line_before_any_work(files, tmp_path, overrides, setting):
-    run_dir = tmp_path / "run"
-    overrides = [override.format(**files) for override in overrides]
+def _train_error(arguments: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, str]:
+    """Run ``rlapprox.train``; check it failed with exit 2 in one error line, and return it."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rlapprox.train",
-            "debug=default",
-            *overrides,
-            f"hydra.run.dir={run_dir}",
-        ],
+        [sys.executable, "-m", "rlapprox.train", *arguments],
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=tmp_path,
+        cwd=cwd,
         env={key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"},
     )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("rlapprox-train: error: "), lines[0]
-    assert setting in lines[0], lines[0]
+    return result, lines[0]
+
+
+@pytest.mark.parametrize(("overrides", "setting"), CASES, ids=[" ".join(o) for o, _ in CASES])
+def test_bad_setting_is_refused_in_one_line_before_any_work(files, tmp_path, overrides, setting):
+    run_dir = tmp_path / "run"
+    overrides = [override.format(**files) for override in overrides]
+    result, line = _train_error(["debug=default", *overrides, f"hydra.run.dir={run_dir}"], tmp_path)
+    assert setting in line, line
     assert "Traceback" not in result.stderr
     assert "logging to" not in result.stdout  # training never started
     assert not run_dir.exists(), sorted(p.name for p in run_dir.iterdir())
@@ -182,16 +181,6 @@ def test_rlapprox_eval_refuses_bad_runs_in_one_line(files, arguments, message):
 
 def test_a_sweep_with_cfg_is_refused_in_one_line(tmp_path):
     # Hydra allows one of --multirun, --cfg, --info; it says so with a traceback of its own
-    result = subprocess.run(
-        [sys.executable, "-m", "rlapprox.train", "-m", "seed=1,2", "--cfg", "hydra"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"},
-    )
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert len(lines) == 1, result.stderr
-    assert "--cfg job" in lines[0], lines[0]
+    _, line = _train_error(["-m", "seed=1,2", "--cfg", "hydra"], tmp_path)
+    assert "--cfg job" in line, line
     assert not (tmp_path / "multirun").exists()
