@@ -130,7 +130,7 @@ class FittedQIteration:
                 f"got {type(approximator).__name__}"
             )
         self.use_least_squares = is_linear and config.solver != "sgd"
-        if self.use_least_squares and dataset.obs.device.type == "cpu":  # Φ, Φ', operators
+        if self.use_least_squares and torch.device(device).type == "cpu":  # Φ, Φ', operators
             check_dense_memory(
                 len(dataset.obs),
                 approximator.linear.in_features + int(approximator.has_bias),

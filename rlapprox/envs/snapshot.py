@@ -92,11 +92,7 @@ def restore_vector_env(envs: gym.vector.VectorEnv, snapshot: Mapping[str, Any]) 
         _restore_array_env(envs, snapshot)
         return
     vector, stats = _vector_layers(envs)
-    if len(snapshot["sub_envs"]) != vector.num_envs:
-        raise ValueError(
-            f"num_envs: the checkpoint has {len(snapshot['sub_envs'])} envs, this run "
-            f"{vector.num_envs}"
-        )
+    _check_num_envs(len(snapshot["sub_envs"]), vector.num_envs)
     if len(snapshot["episode_stats"]) != len(stats):
         raise ValueError(
             f"the checkpoint's vector env has {len(snapshot['episode_stats'])} "
@@ -189,10 +185,7 @@ def _restore_array_env(envs: gym.vector.VectorEnv, snapshot: Mapping[str, Any]) 
     saved = snapshot.get("array_env")
     if saved is None:
         raise ValueError("the checkpoint's env was a SyncVectorEnv, this run's is vectorised")
-    if saved["steps"].shape != envs.steps.shape:
-        raise ValueError(
-            f"num_envs: the checkpoint has {len(saved['steps'])} envs, this run {envs.num_envs}"
-        )
+    _check_num_envs(len(saved["steps"]), envs.num_envs)
     for name in _ARRAY_ENV_FIELDS:
         setattr(envs, name, saved[name].numpy().copy())
     envs.np_random.bit_generator.state = saved["np_random"]
@@ -214,10 +207,7 @@ def _restore_shard(shard: ArrayEnvShard, snapshot: Mapping[str, Any]) -> None:
     saved = snapshot.get("array_shard")
     if saved is None:
         raise ValueError("the checkpoint's env was not a shard of a shared vectorised env")
-    if len(saved["steps"]) != shard.num_envs:
-        raise ValueError(
-            f"num_envs: the checkpoint has {len(saved['steps'])} envs, this run {shard.num_envs}"
-        )
+    _check_num_envs(len(saved["steps"]), shard.num_envs)
     envs, rows = shard.shared.envs, shard.rows
     envs.state[:, rows] = saved["state"].numpy()
     envs.steps[rows] = saved["steps"].numpy()
@@ -250,10 +240,7 @@ def _restore_model_env(envs: ModelVectorEnv | VectorEnvShard, snapshot: Mapping[
     saved = snapshot.get("model_env")
     if saved is None:
         raise ValueError("the checkpoint's env was not a model env (ModelVectorEnv)")
-    if len(saved["ended"]) != envs.num_envs:
-        raise ValueError(
-            f"num_envs: the checkpoint has {len(saved['ended'])} envs, this run {envs.num_envs}"
-        )
+    _check_num_envs(len(saved["ended"]), envs.num_envs)
     whole, rows = (
         (envs.shared, envs.rows) if isinstance(envs, VectorEnvShard) else (envs, slice(None))
     )
@@ -270,3 +257,8 @@ def _restore_model_env(envs: ModelVectorEnv | VectorEnvShard, snapshot: Mapping[
         whole._rngs[i] = rng
     if "step_generator" in saved and whole is envs:
         whole._step_generator.set_state(saved["step_generator"])
+
+
+def _check_num_envs(saved: int, this_run: int) -> None:
+    if saved != this_run:
+        raise ValueError(f"num_envs: the checkpoint has {saved} envs, this run {this_run}")
